@@ -1,0 +1,31 @@
+# The two commands a newcomer needs (see README):
+#   make demo   - the main job, end to end
+#   make test   - the test suite (what CI runs)
+# Both install uv (from PyPI) if it is missing, and uv installs the locked environment.
+
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+SHARED_DATA := $(wildcard ../shared/data/names/Russian.txt)
+# Data: $PIFED_DATA if set, else ../shared/data/names beside the checkout, else the download cache.
+PIFED_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data/names),)
+export PIFED_DATA
+OUT ?= runs/baseline
+
+.PHONY: demo test lint uv data
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.4"
+
+data: uv
+	@if [ -z "$(PIFED_DATA)" ]; then $(UV) run --frozen pifed data download; fi
+
+demo: uv data
+	$(UV) run --frozen pifed train --out $(OUT)
+
+test: uv
+	$(UV) run --frozen pytest
+
+lint: uv
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check model edge/runtime.py edge/trainer.py edge/evaluate.py pifed
+	$(UV) run --frozen mypy

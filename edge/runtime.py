@@ -1,0 +1,129 @@
+"""Load and run pifed's TFLite inference artifacts with tflite-runtime, never TensorFlow.
+
+tflite-runtime 2.14 publishes cp311 wheels for Raspberry Pi OS (aarch64); its successor
+ai-edge-litert is used where that is what is installed (e.g. Python >= 3.12).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.encoding import Vocab
+from model.manifest import ModelManifest
+
+
+class RuntimeMissing(ImportError):
+    """Neither tflite-runtime nor ai-edge-litert is installed."""
+
+
+class InputShapeError(ValueError):
+    """Ids passed to a model have the wrong rank, length or dtype."""
+
+
+def interpreter_class() -> Any:
+    """The Interpreter class of whichever TFLite runtime is installed."""
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError as e:
+        raise RuntimeMissing(
+            "no TFLite runtime: install the edge set with `pip install 'pifed[edge]'` "
+            "(tflite-runtime on Python 3.11, ai-edge-litert on 3.12+)"
+        ) from e
+
+
+def runtime_name() -> str:
+    """Which runtime module provides the interpreter, for reports."""
+    return str(interpreter_class().__module__).split(".")[0]
+
+
+def make_interpreter(path: Path, num_threads: int | None = None) -> Any:
+    """An interpreter for ``path`` (XNNPACK on by default in both runtimes)."""
+    return interpreter_class()(model_path=str(path), num_threads=num_threads)
+
+
+def check_ids(ids: np.ndarray, max_len: int) -> np.ndarray:
+    """Validate encoded names before they reach an interpreter."""
+    if not isinstance(ids, np.ndarray) or ids.ndim != 2 or ids.shape[1] != max_len:
+        shape = getattr(ids, "shape", type(ids).__name__)
+        raise InputShapeError(f"ids must be an array of shape (n, {max_len}), got {shape}")
+    if ids.dtype != np.int32:
+        raise InputShapeError(f"ids must be int32, got {ids.dtype}; encode names with Vocab.encode")
+    return ids
+
+
+class Classifier:
+    """One inference artifact with its manifest: names in, language probabilities out."""
+
+    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.manifest = ModelManifest.load(self.path.parent)
+        self.kind = self.manifest.kind_of(self.path)
+        self.manifest.verify(self.path, self.kind)
+        self._interp = make_interpreter(self.path, num_threads)
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self._batch = -1
+
+    @classmethod
+    def from_dir(
+        cls, directory: str | os.PathLike[str], kind: str = "float", num_threads: int | None = None
+    ) -> Classifier:
+        """Load the ``kind`` artifact (float, dynamic or int8) of a model directory."""
+        manifest = ModelManifest.load(directory)
+        return cls(manifest.artifact_path(directory, kind), num_threads)
+
+    @property
+    def vocab(self) -> Vocab:
+        """The vocabulary the model was trained with."""
+        return self.manifest.vocab
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Output classes, in logit order."""
+        return self.manifest.languages
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            self._interp.resize_tensor_input(self._in["index"], [batch, self.vocab.max_len])
+            self._interp.allocate_tensors()
+            self._out = self._interp.get_output_details()[0]
+            self._batch = batch
+
+    def logits(self, ids: np.ndarray, batch: int = 256) -> np.ndarray:
+        """float32 logits [n, classes]; int8 outputs are dequantised with their scale."""
+        check_ids(ids, self.vocab.max_len)
+        out = np.empty((len(ids), len(self.languages)), dtype=np.float32)
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            self._resize(len(chunk))
+            self._interp.set_tensor(self._in["index"], chunk)
+            self._interp.invoke()
+            raw = self._interp.get_tensor(self._out["index"])
+            scale, zero = self._out["quantization"]
+            if raw.dtype != np.float32:
+                raw = (raw.astype(np.float32) - zero) * scale
+            out[start : start + len(chunk)] = raw
+        return out
+
+    def predict(self, names: list[str], top: int = 3) -> list[list[tuple[str, float]]]:
+        """Top-``top`` (language, probability) pairs per name."""
+        logits = self.logits(self.vocab.encode(names))
+        z = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        order = np.argsort(-probs, axis=1)[:, :top]
+        return [
+            [(self.languages[j], float(p[j])) for j in row]
+            for p, row in zip(probs, order, strict=True)
+        ]

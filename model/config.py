@@ -1,0 +1,79 @@
+"""Typed, frozen configuration for the classifier and its training (nanoGPT-style).
+
+Every run prints and saves these, so a result can always be traced to the settings behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the GRU classifier; everything an export needs to rebuild it."""
+
+    num_classes: int
+    vocab_size: int
+    # 20 covers every name in the public data set (the longest is 20 characters).
+    max_len: int = 20
+    embed_dim: int = 64
+    units: int = 128
+    # Reading the name both ways lets the model use prefixes (Mc-, O'-) and suffixes (-ov, -ez).
+    bidirectional: bool = True
+    # Dropout acts in centralized Keras training only; on-device steps run without it.
+    # Names are short and the small languages have < 100 of them: regularise hard.
+    dropout: float = 0.5
+    # Drops whole character embeddings (SpatialDropout1D), a cheap augmentation for names.
+    embed_dropout: float = 0.2
+    # The TFLite `train` signature needs a fixed batch (a dynamic one brings in Flex ops).
+    train_batch: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("num_classes", "vocab_size", "max_len", "embed_dim", "units", "train_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_classes < 2:
+            raise ValueError(f"ModelConfig.num_classes must be >= 2, got {self.num_classes}")
+        for name in ("dropout", "embed_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"ModelConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form for manifests and reports."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Centralized training; the federated settings live in federated/."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    # Class weights are (1/frequency)**power, normalised to mean 1: 0 favours plain accuracy,
+    # 1 favours balanced accuracy. See benchmarks/baseline_accuracy.py for the trade-off.
+    class_weight_power: float = 0.5
+    test_frac: float = 0.2
+    # Early stopping watches a name-disjoint validation slice of the training names.
+    val_frac: float = 0.1
+    patience: int = 4
+    # Post-hoc logit adjustment tau (logits - tau * log prior). Negative: choose it on the
+    # validation names by max(accuracy + balanced accuracy).
+    logit_adjustment: float = -1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("TrainConfig.epochs, batch_size and patience must be >= 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if self.class_weight_power < 0:
+            raise ValueError("TrainConfig.class_weight_power must be >= 0")
+        for name in ("test_frac", "val_frac"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form for reports."""
+        return asdict(self)

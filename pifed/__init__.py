@@ -1,0 +1,1 @@
+"""The ``pifed`` command line: a thin shell over model/, edge/ and federated/."""

@@ -1,0 +1,3 @@
+from pifed.cli import main
+
+raise SystemExit(main())

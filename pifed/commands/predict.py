@@ -1,0 +1,29 @@
+"""``pifed predict``: runs on a Pi with tflite-runtime only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from edge.runtime import Classifier
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the top languages with probabilities for each name."""
+    clf = Classifier(args.model)
+    results = clf.predict(list(args.names), top=args.top)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    n: [{"language": lang, "p": round(p, 6)} for lang, p in r]
+                    for n, r in zip(args.names, results, strict=True)
+                }
+            )
+        )
+        return 0
+    for name, ranked in zip(args.names, results, strict=True):
+        print(name)
+        for lang, p in ranked:
+            print(f"  {lang:<12} {p:6.1%}")
+    return 0

@@ -1,0 +1,82 @@
+"""The Pi's side runs with tflite-runtime alone, and its weights match Keras exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DRIVER = Path(__file__).with_name("no_tf_driver.py")
+
+
+@pytest.fixture(scope="module")
+def edge_session(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    out = tmp_path_factory.mktemp("edge") / "edge.npz"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(DRIVER),
+            str(trained_run / "model"),
+            str(trained_run / "test_names"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    arrays = dict(np.load(out))
+    return report, arrays
+
+
+def test_edge_process_never_imports_tensorflow(edge_session: tuple[dict, dict]) -> None:
+    report, _ = edge_session
+    assert report["tf_modules_loaded"] == []
+    assert report["runtime"] in ("tflite_runtime", "ai_edge_litert")
+
+
+def test_every_inference_artifact_runs_on_builtins_and_matches_the_cli_metrics(
+    edge_session: tuple[dict, dict], trained_run: Path
+) -> None:
+    report, _ = edge_session
+    cli = json.loads((trained_run / "metrics.json").read_text())
+    for kind in ("float", "dynamic", "int8"):
+        edge_metrics = report["eval"][kind]
+        assert edge_metrics["n"] == cli["data"]["test"]
+        assert edge_metrics["accuracy"] == pytest.approx(cli["tflite"][kind]["accuracy"])
+
+
+def test_on_device_training_lowers_the_loss(edge_session: tuple[dict, dict]) -> None:
+    report, arrays = edge_session
+    losses = report["losses"]
+    assert losses[-1] < losses[0] * 0.9, losses
+    assert not np.allclose(arrays["trained_logits"], arrays["infer_logits"])
+
+
+def test_weights_round_trip_exactly_between_tflite_and_keras(
+    edge_session: tuple[dict, dict], trained_run: Path
+) -> None:
+    import tensorflow as tf
+
+    report, arrays = edge_session
+    assert report["restored_exactly"]
+    model = tf.keras.models.load_model(trained_run / "model" / "keras_model.keras")
+    keras_w = [v.numpy() for v in model.trainable_variables]
+    initial = [arrays[f"initial_{i}"] for i in range(len(keras_w))]
+    for k, t in zip(keras_w, initial, strict=True):  # Keras -> TFLite: bit-exact
+        assert k.dtype == t.dtype and np.array_equal(k, t)
+    trained = [arrays[f"trained_{i}"] for i in range(len(keras_w))]
+    for var, w in zip(model.trainable_variables, trained, strict=True):  # TFLite -> Keras
+        var.assign(w)
+    assert all(
+        np.array_equal(v.numpy(), w)
+        for v, w in zip(model.trainable_variables, trained, strict=True)
+    )
+    keras_logits = model(arrays["ids"], training=False).numpy()
+    np.testing.assert_allclose(keras_logits, arrays["trained_logits"], atol=1e-4)
+    np.testing.assert_allclose(arrays["infer_logits"], arrays["float_logits"], atol=1e-4)

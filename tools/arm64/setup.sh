@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Build an emulated Raspberry Pi OS Bookworm 64-bit userland (Debian bookworm arm64,
+# Python 3.11.2, glibc 2.36) and install pifed[edge] into it as aarch64 wheels.
+#
+#   tools/arm64/setup.sh [PROJECT_DIR]
+#
+# Environment:
+#   PIFED_ARM64_CACHE   cache dir (default $HOME/.cache/pifed/arm64)
+#   PIFED_PROJECT       project root (default: the repo containing this script)
+#   PIFED_ARM64_LOCK    lock file giving the pins (default PROJECT/uv.lock; "none" = unpinned,
+#                       i.e. exactly what `pip install ".[edge]"` resolves today)
+#   PIFED_ARM64_TEST_REQS  test tools for the separate test dir
+#                       (default "pytest pytest-timeout hypothesis", the suite's own needs)
+#   PIFED_HOST_PYTHON   host python with pip, >= 3.11 (default python3)
+#
+# Re-runnable: every step is skipped when its stamp still matches. See README.md.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PROJECT="${1:-${PIFED_PROJECT:-$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/../.." && pwd))}}"
+PROJECT="$(cd "$PROJECT" && pwd)"
+CACHE="${PIFED_ARM64_CACHE:-$HOME/.cache/pifed/arm64}"
+mkdir -p "$CACHE"
+CACHE="$(cd "$CACHE" && pwd)"
+ROOT="$CACHE/root"              # the emulated / (dpkg -x of the bookworm arm64 .debs)
+DEBS="$CACHE/debs"              # cached .debs
+WHEELHOUSE="$CACHE/wheelhouse"  # cached aarch64 wheels (reinstalls run offline from here)
+DIST="$CACHE/dist"              # the project's freshly built wheel
+SITE="$CACHE/site"              # pifed[edge] for aarch64: what a Pi installs
+TESTSITE="$CACHE/test-site"     # pytest & co, kept apart so SITE's size stays honest
+LOCK="${PIFED_ARM64_LOCK:-$PROJECT/uv.lock}"
+TEST_REQS="${PIFED_ARM64_TEST_REQS:-pytest pytest-timeout hypothesis}"
+PY="${PIFED_HOST_PYTHON:-python3}"
+LOCKINFO="$HERE/lockinfo.py"
+
+# Debian bookworm arm64 packages that make a working python3.11 (see arm64-notes.md).
+DEB_PKGS=(
+  python3.11-minimal libpython3.11-minimal libpython3.11-stdlib python3.11
+  libc6 zlib1g libexpat1 libffi8 libssl3 libstdc++6 libgcc-s1 libbz2-1.0 liblzma5
+  libsqlite3-0 libuuid1 libncursesw6 libtinfo6 libreadline8 libdb5.3 libgdbm6 libnsl2
+  libtirpc3 libcrypt1 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0
+  libcom-err2 libkeyutils1
+)
+# Wheel tags a Pi's pip accepts (glibc 2.36 => manylinux_2_17 .. 2_36; 2_34 is what
+# tflite-runtime 2.14 uses).
+PIP_TARGET_OPTS=(
+  --platform manylinux_2_34_aarch64 --platform manylinux_2_28_aarch64
+  --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64
+  --python-version 3.11 --implementation cp --only-binary=:all:
+)
+SETUP_VERSION=1   # bump to invalidate every stamp
+
+# ---------------------------------------------------------------- helpers
+T0=$EPOCHREALTIME
+_ts() { local n=$EPOCHREALTIME; awk -v a="$1" -v b="$n" 'BEGIN{printf "%.1f", b-a}'; }
+STEP_T=$T0
+step() { STEP_T=$EPOCHREALTIME; printf '\n== %s\n' "$*"; }
+done_step() { printf '   -> %s (%ss)\n' "$*" "$(_ts "$STEP_T")"; }
+say() { printf '   %s\n' "$*"; }
+warn() { printf '   WARNING: %s\n' "$*" >&2; }
+die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
+hash_of() { sha256sum | cut -c1-16; }
+
+if [[ $(id -u) -eq 0 ]]; then SUDO=(); APT_DL_OPTS=(-o APT::Sandbox::User=root)
+elif command -v sudo >/dev/null; then SUDO=(sudo); APT_DL_OPTS=()
+else SUDO=(); APT_DL_OPTS=(); fi
+export DEBIAN_FRONTEND=noninteractive
+APT_UPDATED=0
+apt_update() {  # at most once per run
+  [[ $APT_UPDATED -eq 1 ]] && return 0
+  say "apt-get update"
+  "${SUDO[@]}" apt-get update -qq
+  APT_UPDATED=1
+}
+
+# One lock so two jobs sharing a cache (CI matrix, two shells) don't interleave.
+exec 9>"$CACHE/.setup.lock"
+flock 9
+
+printf 'pifed arm64 setup\n  project: %s\n  cache:   %s\n' "$PROJECT" "$CACHE"
+
+# ---------------------------------------------------------------- 1. qemu
+step "1/5 qemu-user-static"
+if ! command -v qemu-aarch64-static >/dev/null; then
+  if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null 2>&1; then
+    apt_update
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
+  fi
+  done_step "installed $(qemu-aarch64-static --version | head -1)"
+else
+  done_step "present: $(qemu-aarch64-static --version | head -1)"
+fi
+QEMU="$(command -v qemu-aarch64-static)"
+
+# ---------------------------------------------------------------- 2. root
+step "2/5 emulated root (Debian bookworm arm64) at $ROOT"
+ROOT_LAYOUT=2     # bump when the post-processing of the root changes
+ROOT_KEY="$(printf '%s\n' "v$SETUP_VERSION" "layout$ROOT_LAYOUT" "${DEB_PKGS[@]}" | hash_of)"
+if [[ -x $ROOT/usr/bin/python3.11 && "$(cat "$ROOT/.pifed-stamp" 2>/dev/null)" == "$ROOT_KEY" ]]; then
+  done_step "up to date (stamp $ROOT_KEY)"
+else
+  mkdir -p "$DEBS"
+  missing=()
+  for p in "${DEB_PKGS[@]}"; do
+    compgen -G "$DEBS/${p}_*_arm64.deb" >/dev/null || missing+=("$p:arm64")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+      say "dpkg --add-architecture arm64"
+      "${SUDO[@]}" dpkg --add-architecture arm64
+      apt_update
+    fi
+    say "apt-get download ${#missing[@]} arm64 packages"
+    if ! (cd "$DEBS" && apt-get download -qq "${APT_DL_OPTS[@]}" "${missing[@]}" 2>/dev/null); then
+      apt_update   # stale lists (404) or arm64 lists never fetched
+      (cd "$DEBS" && apt-get download -qq "${APT_DL_OPTS[@]}" "${missing[@]}")
+    fi
+  fi
+  rm -rf "$ROOT.tmp"
+  mkdir -p "$ROOT.tmp"
+  for p in "${DEB_PKGS[@]}"; do
+    # newest cached build of each package if several accumulated
+    deb="$(ls -1v "$DEBS/${p}"_*_arm64.deb | tail -n1)"
+    dpkg -x "$deb" "$ROOT.tmp"
+    basename "$deb" >>"$ROOT.tmp/.pifed-debs"
+  done
+  # Absolute symlinks would resolve to the HOST's files: the emulated python is started
+  # by its host path, so the kernel, not qemu -L, follows them
+  # (usr/lib/python3.11/sitecustomize.py -> /etc/python3.11/...). Make them relative.
+  while IFS= read -r -d '' l; do
+    ln -sfn "$(realpath -ms --relative-to="$(dirname "$l")" "$ROOT.tmp$(readlink "$l")")" "$l"
+  done < <(find "$ROOT.tmp" -type l -lname '/*' -print0)
+  # /usr/bin/python3 as on the Pi (the python3 package itself is not needed).
+  ln -sfn python3.11 "$ROOT.tmp/usr/bin/python3"
+  printf '%s\n' "$ROOT_KEY" >"$ROOT.tmp/.pifed-stamp"
+  rm -rf "$ROOT"
+  mv "$ROOT.tmp" "$ROOT"
+  done_step "built from ${#DEB_PKGS[@]} .debs"
+fi
+say "$(env -u PYTHONPATH -u PYTHONHOME QEMU_LD_PREFIX="$ROOT" QEMU_CPU="${PIFED_ARM64_CPU:-cortex-a72}" \
+  "$QEMU" "$ROOT/usr/bin/python3.11" -S -c \
+  'import platform,sys;print("emulated:", platform.machine(), sys.version.split()[0], *platform.libc_ver())')"
+
+# ---------------------------------------------------------------- host pip
+if "$PY" -m pip --version >/dev/null 2>&1; then
+  PIP=("$PY" -m pip)
+elif command -v uv >/dev/null; then
+  PIP=(uv tool run --from pip pip)
+else
+  say "host has no pip: apt-get install python3-pip"
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-pip >/dev/null 2>&1 \
+    || { apt_update; "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
+  PIP=("$PY" -m pip)
+fi
+PIP_Q=(--disable-pip-version-check --no-input -q --progress-bar off)
+# --target installs are checked against the HOST's site-packages (bogus "conflicts" with
+# x86 packages): silence that, and root's venv nag. The filter drops only the notices
+# about local file:// indexes that lack a project (a pip.conf on some dev machines).
+PIP_INST_Q=(--no-warn-conflicts --root-user-action=ignore --no-warn-script-location)
+quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+# pip resolution for the Pi: resolve+download into the wheelhouse (offline first,
+# the index only if something is missing), then install offline from the wheelhouse.
+#   fetch_and_install TARGET CONSTRAINTS REQ...
+fetch_and_install() {
+  local target="$1" cons="$2"; shift 2
+  local copt=(); [[ -s $cons ]] && copt=(-c "$cons")
+  mkdir -p "$WHEELHOUSE"
+  # Offline only when pinned: unpinned, the wheelhouse's stale versions would win.
+  if [[ -s $cons ]] && "${PIP[@]}" download "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" --no-index \
+       --find-links "$WHEELHOUSE" -d "$WHEELHOUSE" "${copt[@]}" "$@" >/dev/null 2>&1; then
+    say "all wheels already in the wheelhouse (offline)"
+  else
+    say "pip download (index) -> $WHEELHOUSE"
+    quiet_pip "${PIP[@]}" download "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" \
+      -d "$WHEELHOUSE" "${copt[@]}" "$@" || return 1
+  fi
+  rm -rf "$target.tmp"
+  quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_INST_Q[@]}" "${PIP_TARGET_OPTS[@]}" --no-index \
+    --find-links "$WHEELHOUSE" --target "$target.tmp" "${copt[@]}" "$@"
+}
+
+# ---------------------------------------------------------------- 3. project wheel
+step "3/5 build the project wheel from $PROJECT"
+rm -rf "$DIST"; mkdir -p "$DIST"
+if command -v uv >/dev/null; then
+  say "uv build --wheel"
+  (cd "$PROJECT" && uv build --quiet --wheel -o "$DIST" .)
+else
+  say "pip wheel --no-deps"
+  "${PIP[@]}" wheel "${PIP_Q[@]}" --no-deps -w "$DIST" "$PROJECT"
+fi
+shopt -s nullglob; wheels=("$DIST"/pifed-*.whl); shopt -u nullglob
+[[ ${#wheels[@]} -eq 1 ]] || die "expected one pifed wheel in $DIST, got ${#wheels[@]}"
+WHEEL="${wheels[0]}"
+WHEEL_SHA="$(sha256sum "$WHEEL" | cut -c1-16)"
+done_step "$(basename "$WHEEL") sha256:$WHEEL_SHA"
+
+# ---------------------------------------------------------------- 4. edge set
+step "4/5 pifed[edge] for aarch64 -> $SITE"
+CONS="$CACHE/constraints.txt"
+if [[ $LOCK != none && -f $LOCK ]]; then
+  "$PY" "$LOCKINFO" constraints "$LOCK" >"$CONS.new"
+  say "pinned to $(realpath --relative-to="$PROJECT" "$LOCK" 2>/dev/null || echo "$LOCK") ($(wc -l <"$CONS.new") pins)"
+else
+  : >"$CONS.new"
+  warn "no lock ($LOCK): unpinned resolution, like a plain pip install \".[edge]\""
+fi
+# Keep a previous nearest-version substitution only while the lock is unchanged.
+if [[ -f $CONS.lockhash && "$(cat "$CONS.lockhash")" == "$(hash_of <"$CONS.new")" && -f $CONS ]]; then
+  rm -f "$CONS.new"
+else
+  hash_of <"$CONS.new" >"$CONS.lockhash"
+  mv "$CONS.new" "$CONS"
+fi
+# The dependency set is keyed on the wheel's requirements + the pins; the project's own
+# code on the wheel's hash (the project changes far more often than its dependencies).
+REQS="$("$PY" "$LOCKINFO" requires "$WHEEL")"
+site_key() { printf '%s\n' "v$SETUP_VERSION" "$REQS" "${PIP_TARGET_OPTS[*]}" "$(cat "$CONS")" | hash_of; }
+SITE_KEY="$(site_key)"
+[[ -s $CONS ]] || SITE_KEY="unpinned-$EPOCHREALTIME"   # unpinned: always re-resolve
+if [[ -d $SITE && "$(cat "$SITE/.pifed-stamp" 2>/dev/null)" == "$SITE_KEY" ]]; then
+  if [[ "$(cat "$SITE/.pifed-wheel" 2>/dev/null)" == "$WHEEL_SHA" ]]; then
+    done_step "up to date (wheel, its requirements and the pins unchanged)"
+  else
+    # Same requirements, new project code: swap only the pifed wheel (--no-deps).
+    rm -rf "$SITE.pifed"
+    quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_INST_Q[@]}" "${PIP_TARGET_OPTS[@]}" \
+      --no-index --no-deps --target "$SITE.pifed" "$WHEEL"
+    while read -r top; do rm -rf "${SITE:?}/$top"; done < <("$PY" "$LOCKINFO" toplevel "$SITE" pifed)
+    for item in "$SITE.pifed"/* "$SITE.pifed"/.[!.]*; do
+      [[ -e $item ]] || continue
+      n="$(basename "$item")"
+      if [[ $n == bin ]]; then mkdir -p "$SITE/bin"; mv -f "$item"/* "$SITE/bin/"
+      else rm -rf "${SITE:?}/$n"; mv "$item" "$SITE/$n"; fi
+    done
+    rm -rf "$SITE.pifed"
+    printf '%s\n' "$WHEEL_SHA" >"$SITE/.pifed-wheel"
+    done_step "requirements unchanged: reinstalled only the pifed wheel (--no-deps)"
+  fi
+else
+  if ! fetch_and_install "$SITE" "$CONS" "${WHEEL}[edge]"; then
+    # Some locked version has no aarch64 wheel: find which, take the nearest that has one.
+    warn "the locked set does not resolve for aarch64; checking each locked pifed[edge] pin"
+    [[ -s $CONS ]] || die "pifed[edge] does not resolve for aarch64 even unpinned"
+    : >"$CONS.relaxed"; subst=0
+    while read -r pin; do
+      name="${pin%%==*}"; ver="${pin#*==}"
+      if "${PIP[@]}" download "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" --no-deps \
+           -d "$WHEELHOUSE" "$pin" >/dev/null 2>&1; then
+        echo "$pin" >>"$CONS.relaxed"; continue
+      fi
+      # (pip index takes neither -q nor --progress-bar; -q would hide its answer)
+      avail="$( { "${PIP[@]}" index versions --disable-pip-version-check "${PIP_TARGET_OPTS[@]}" \
+                  "$name" 2>/dev/null || true; } | sed -n 's/^Available versions: //p')"
+      [[ -n $avail ]] || die "$name: no aarch64 cp311 wheel at any version on the index"
+      # shellcheck disable=SC2086
+      alt="$("$PY" "$LOCKINFO" nearest "$name" "$ver" $avail)" || die "no aarch64 wheel of $name"
+      warn "$name $ver (locked) has NO aarch64 cp311 wheel on the index; using nearest: $name $alt"
+      echo "$name==$alt" >>"$CONS.relaxed"; subst=1
+    done < <("$PY" "$LOCKINFO" closure "$LOCK" pifed edge)
+    [[ $subst -eq 1 ]] || die "every locked pifed[edge] pin has an aarch64 wheel, yet the set does not resolve (see pip's error above)"
+    # The substitute may need newer deps than the lock's other pins allow (grpcio >= 1.75
+    # needs typing-extensions ~= 4.12; the lock has 4.5.0 for TFF): keep only the pins of
+    # the locked edge closure, with the substitutions.
+    warn "constraints relaxed to the locked pifed[edge] closure: $(paste -sd' ' "$CONS.relaxed")"
+    mv "$CONS.relaxed" "$CONS"
+    SITE_KEY="$(site_key)"
+    fetch_and_install "$SITE" "$CONS" "${WHEEL}[edge]" || die "pifed[edge] does not install for aarch64"
+  fi
+  printf '%s\n' "$SITE_KEY" >"$SITE.tmp/.pifed-stamp"
+  printf '%s\n' "$WHEEL_SHA" >"$SITE.tmp/.pifed-wheel"
+  rm -rf "$SITE"; mv "$SITE.tmp" "$SITE"
+  done_step "installed"
+fi
+
+# ---------------------------------------------------------------- 5. test tools
+step "5/5 test tools ($TEST_REQS) -> $TESTSITE"
+TEST_KEY="$(printf '%s\n' "v$SETUP_VERSION" "$TEST_REQS" "${PIP_TARGET_OPTS[*]}" "$(cat "$CONS")" | hash_of)"
+if [[ -d $TESTSITE && "$(cat "$TESTSITE/.pifed-stamp" 2>/dev/null)" == "$TEST_KEY" ]]; then
+  done_step "up to date"
+else
+  # shellcheck disable=SC2086
+  fetch_and_install "$TESTSITE" "$CONS" $TEST_REQS || die "test tools do not install for aarch64"
+  printf '%s\n' "$TEST_KEY" >"$TESTSITE.tmp/.pifed-stamp"
+  rm -rf "$TESTSITE"; mv "$TESTSITE.tmp" "$TESTSITE"
+  done_step "installed"
+fi
+
+# ---------------------------------------------------------------- summary
+printf '\n== aarch64 edge set (versus %s)\n' "$(basename "$LOCK")"
+"$PY" "$LOCKINFO" report "$SITE" "$LOCK"
+gv="$(sed -n 's/^Version: //p' "$SITE"/grpcio-*.dist-info/METADATA 2>/dev/null | head -1)"
+gl="$(grep -A1 '^name = "grpcio"$' "$LOCK" 2>/dev/null | sed -n 's/^version = "\(.*\)"/\1/p' | head -1)"
+if [[ -n $gl && $gv == "$gl" ]]; then say "grpcio: aarch64 wheel $gv matches the lock ($gl)"
+else warn "grpcio: aarch64 wheel ${gv:-missing} vs lock ${gl:-none}"; fi
+
+mb() { du -sm "$1" | cut -f1; }
+printf '\n== sizes (du)\n'
+say "edge set (SITE)      $(mb "$SITE") MB   $SITE"
+say "test tools           $(mb "$TESTSITE") MB   $TESTSITE"
+say "emulated root        $(mb "$ROOT") MB   $ROOT"
+say "cached .debs/wheels  $(mb "$DEBS") MB / $(mb "$WHEELHOUSE") MB"
+say "largest in SITE: $(cd "$SITE" && du -sm -- * | sort -rn | head -5 | awk '{printf "%s %sMB, ", $2, $1}' | sed 's/, $//')"
+printf '\nready in %ss. Try:  %s/python %s/smoke.py\n' "$(_ts "$T0")" \
+  "$(realpath --relative-to="$PWD" "$HERE" 2>/dev/null || echo "$HERE")" \
+  "$(realpath --relative-to="$PWD" "$HERE" 2>/dev/null || echo "$HERE")"
