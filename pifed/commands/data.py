@@ -7,6 +7,18 @@ from pathlib import Path
 
 from model.dataset import default_cache_dir, load_names, resolve_data_dir
 from model.download import PUBLIC_URL, download_names
+from pifed import flags
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``pifed data download|info``."""
+    data = sub.add_parser("data", help="fetch or check the names data set")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dl = actions.add_parser("download", help="download the public data set into the cache")
+    dl.add_argument("--out", metavar="DIR", help="where to unpack (default: ~/.cache/pifed/names)")
+    dl.add_argument("--url", help="archive URL (default: the tutorial's public data.zip)")
+    info = actions.add_parser("info", help="counts of a names folder, after normalisation")
+    flags.add_data(info)
 
 
 def run(args: argparse.Namespace) -> int:

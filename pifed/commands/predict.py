@@ -5,11 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge.runtime import Classifier
+from pifed import flags
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``pifed predict``."""
+    p = sub.add_parser("predict", help="top-3 languages for each name (runs on a Pi)")
+    flags.add_model(p)
+    p.add_argument("--top", type=int, default=3, help="how many languages to show")
+    flags.add_json(p)
+    p.add_argument("names", nargs="+", metavar="NAME")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the top languages with probabilities for each name."""
+    from edge.runtime import Classifier
+
     clf = Classifier(args.model)
     results = clf.predict(list(args.names), top=args.top)
     if args.json:

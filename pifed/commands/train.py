@@ -7,17 +7,42 @@ import json
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from edge.evaluate import evaluate_names
-from edge.runtime import Classifier, runtime_name
-from model.config import TrainConfig
 from model.dataset import load_names, resolve_data_dir
 from model.manifest import write_atomic
-from model.metrics import classification_metrics, confusion_matrix
-from model.report import parity, plot_confusion
+from pifed import flags
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``pifed train``."""
+    tr = sub.add_parser(
+        "train",
+        help="centralized baseline: train, export TFLite artifacts, evaluate",
+        description="Train the GRU on a name-disjoint split, export float/dynamic/int8 and the "
+        "on-device training artifact, and check TFLite against Keras.",
+    )
+    flags.add_data(tr)
+    flags.add_out(tr)
+    tr.add_argument("--epochs", type=int, default=20, help="max epochs (early stopping)")
+    tr.add_argument("--batch-size", type=int, default=64, help="Keras training batch size")
+    tr.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+    tr.add_argument("--units", type=int, default=128, help="GRU units per direction")
+    tr.add_argument("--embed-dim", type=int, default=64, help="character embedding size")
+    tr.add_argument("--unidirectional", action="store_true", help="one GRU direction only")
+    tr.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=0.5,
+        help="class weights (1/freq)**P: 0 favours accuracy, 1 balanced accuracy",
+    )
+    tr.add_argument(
+        "--logit-adjustment",
+        type=float,
+        default=-1.0,
+        metavar="TAU",
+        help="subtract TAU*log(prior) from logits; negative: choose TAU on validation names",
+    )
+    flags.add_seed(tr)
 
 
 def _write_split(
@@ -33,7 +58,16 @@ def _write_split(
 
 def run(args: argparse.Namespace) -> int:
     """Train, export every artifact, evaluate each through edge/, write the run directory."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from edge.evaluate import evaluate_names
+    from edge.runtime import Classifier, runtime_name
+    from model.config import TrainConfig
     from model.export import export_artifacts
+    from model.metrics import classification_metrics, confusion_matrix
+    from model.report import parity, plot_confusion
     from model.train import train_centralized
 
     console = Console(stderr=True)
@@ -45,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         class_weight_power=args.class_weight_power,
+        logit_adjustment=args.logit_adjustment,
         seed=args.seed,
     )
     overrides = {

@@ -1,0 +1,466 @@
+"""The coordinator's durable state in one SQLite file (``--db``).
+
+Tables: devices, rounds, secure-aggregation sessions, model versions (with artifact hashes),
+per-device metrics and deployments. Model weights and TFLite artifacts are content-addressed
+blobs in ``<db>.blobs/``, written (fsync + rename) *before* the row that names them commits, so
+a ``kill -9`` at any instant leaves either a complete version or an unreferenced blob, never a
+row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a committed round or
+version survives a crash. Every multi-row change is one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model.manifest import write_atomic
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    revoked REAL,
+    last_seen REAL
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    version INTEGER PRIMARY KEY,
+    parent INTEGER REFERENCES model_versions(version),
+    created REAL NOT NULL,
+    round_id INTEGER,
+    weights_sha256 TEXT NOT NULL,
+    artifacts TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('initial', 'candidate', 'promoted', 'rejected')),
+    fleet_metrics TEXT,
+    gate_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    finished REAL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted')),
+    base_version INTEGER NOT NULL REFERENCES model_versions(version),
+    new_version INTEGER REFERENCES model_versions(version),
+    participants TEXT NOT NULL,
+    survivors TEXT,
+    reason TEXT,
+    timings TEXT
+);
+CREATE TABLE IF NOT EXISTS secagg_sessions (
+    session_id TEXT PRIMARY KEY,
+    round_id INTEGER NOT NULL REFERENCES rounds(id),
+    started REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted')),
+    n INTEGER NOT NULL,
+    threshold INTEGER NOT NULL,
+    dropped TEXT,
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS device_metrics (
+    round_id INTEGER NOT NULL REFERENCES rounds(id),
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    version INTEGER NOT NULL REFERENCES model_versions(version),
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (round_id, device_id, version)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL REFERENCES model_versions(version),
+    at REAL NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('promote', 'rollback')),
+    reason TEXT NOT NULL
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The database or a blob is missing, corrupt, or of another schema version."""
+
+
+class UnknownDevice(StoreError):
+    """A token matches no enrolled device."""
+
+
+class RevokedDevice(StoreError):
+    """A token belongs to a revoked device."""
+
+
+class UnknownVersion(StoreError):
+    """A model version that was never stored."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """An enrolled Pi."""
+
+    id: int
+    name: str
+    created: float
+    revoked: float | None
+    last_seen: float | None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One stored model: its weights blob, its artifacts (kind -> sha256) and its verdict."""
+
+    version: int
+    parent: int | None
+    created: float
+    round_id: int | None
+    weights_sha256: str
+    artifacts: dict[str, str]
+    status: str
+    fleet_metrics: dict[str, Any] | None
+    gate_reason: str | None
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored only as sha256, so a stolen database grants no access."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """All coordinator state; one instance per process, used from several threads."""
+
+    def __init__(self, path: str | Path, clock: Any = time.time) -> None:
+        self.path = Path(path)
+        self.blob_dir = self.path.with_name(self.path.name + ".blobs")
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{self.path} is not a pifed database ({e}); pass another --db or move it away"
+            ) from e
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"{self.path} has schema {row[0]}, this pifed uses {SCHEMA_VERSION}; "
+                "use the matching pifed version"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (state is already durable)."""
+        self._db.close()
+
+    # -- blobs ---------------------------------------------------------------------------------
+    def put_blob(self, data: bytes) -> str:
+        """Store bytes under their sha256 (idempotent); returns the hash."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.blob_dir / digest
+        if not path.exists():
+            write_atomic(path, data)
+        return digest
+
+    def get_blob(self, digest: str) -> bytes:
+        """Bytes of a blob, verified against its name."""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise StoreError(f"not a sha256 hex digest: {digest[:80]!r}")
+        path = self.blob_dir / digest
+        if not path.is_file():
+            raise StoreError(f"blob {digest[:12]}… is missing from {self.blob_dir}")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(f"blob {digest[:12]}… is corrupted on disk")
+        return data
+
+    # -- devices -------------------------------------------------------------------------------
+    def enroll(self, name: str) -> str:
+        """Register a device and return its new token (shown once, stored only hashed)."""
+        if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+            raise ValueError(f"device name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
+        token = secrets.token_urlsafe(32)
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO devices (name, token_sha256, created) VALUES (?, ?, ?)",
+                    (name, hash_token(token), self._clock()),
+                )
+        except sqlite3.IntegrityError as e:
+            raise ValueError(f"a device named {name!r} is already enrolled") from e
+        return token
+
+    def revoke(self, name: str) -> None:
+        """Revoke a device: its token is refused from now on."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE devices SET revoked=? WHERE name=? AND revoked IS NULL",
+                (self._clock(), name),
+            )
+            if cur.rowcount == 0:
+                raise UnknownDevice(f"no active device named {name!r}")
+
+    def authenticate(self, token: str) -> Device:
+        """The device a token belongs to; raises UnknownDevice or RevokedDevice."""
+        row = self._db.execute(
+            "SELECT id, name, created, revoked, last_seen FROM devices WHERE token_sha256=?",
+            (hash_token(token),),
+        ).fetchone()
+        if row is None:
+            raise UnknownDevice("unknown device token; enroll the device with `pifed enroll`")
+        device = Device(*row)
+        if device.revoked is not None:
+            raise RevokedDevice(f"device {device.name!r} was revoked")
+        return device
+
+    def touch(self, device_id: int) -> None:
+        """Record that a device was seen now."""
+        self._db.execute("UPDATE devices SET last_seen=? WHERE id=?", (self._clock(), device_id))
+
+    def devices(self) -> list[Device]:
+        """All enrolled devices, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, name, created, revoked, last_seen FROM devices ORDER BY id"
+        ).fetchall()
+        return [Device(*r) for r in rows]
+
+    # -- model versions ------------------------------------------------------------------------
+    def add_version(
+        self,
+        weights: bytes,
+        artifacts: dict[str, bytes],
+        status: str,
+        parent: int | None = None,
+        round_id: int | None = None,
+    ) -> int:
+        """Store blobs first, then the version row in one transaction; returns the version."""
+        weights_sha = self.put_blob(weights)
+        arts = {kind: self.put_blob(data) for kind, data in artifacts.items()}
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO model_versions (parent, created, round_id, weights_sha256, "
+                "artifacts, status) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    parent,
+                    self._clock(),
+                    round_id,
+                    weights_sha,
+                    json.dumps(arts, sort_keys=True),
+                    status,
+                ),
+            )
+            assert cur.lastrowid is not None
+            return int(cur.lastrowid)
+
+    def version(self, version: int) -> ModelVersion:
+        """One version, or UnknownVersion."""
+        row = self._db.execute(
+            "SELECT version, parent, created, round_id, weights_sha256, artifacts, status, "
+            "fleet_metrics, gate_reason FROM model_versions WHERE version=?",
+            (version,),
+        ).fetchone()
+        if row is None:
+            raise UnknownVersion(f"model version {version} does not exist (see `pifed models`)")
+        return self._version_from_row(row)
+
+    @staticmethod
+    def _version_from_row(row: tuple) -> ModelVersion:
+        return ModelVersion(
+            version=row[0],
+            parent=row[1],
+            created=row[2],
+            round_id=row[3],
+            weights_sha256=row[4],
+            artifacts=json.loads(row[5]),
+            status=row[6],
+            fleet_metrics=json.loads(row[7]) if row[7] else None,
+            gate_reason=row[8],
+        )
+
+    def versions(self) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        rows = self._db.execute(
+            "SELECT version, parent, created, round_id, weights_sha256, artifacts, status, "
+            "fleet_metrics, gate_reason FROM model_versions ORDER BY version"
+        ).fetchall()
+        return [self._version_from_row(r) for r in rows]
+
+    def latest_version(self) -> ModelVersion | None:
+        """The newest version of any status (the next round trains from the newest candidate
+        or promoted model: FedAvg continues even while the gate holds deployment back)."""
+        row = self._db.execute("SELECT MAX(version) FROM model_versions").fetchone()
+        return self.version(row[0]) if row and row[0] is not None else None
+
+    def judge_version(
+        self, version: int, promote: bool, reason: str, fleet_metrics: dict[str, Any]
+    ) -> None:
+        """Record the gate's verdict, and a deployment when it promotes: one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE model_versions SET status=?, fleet_metrics=?, gate_reason=? "
+                "WHERE version=?",
+                ("promoted" if promote else "rejected", json.dumps(fleet_metrics), reason, version),
+            )
+            if promote:
+                db.execute(
+                    "INSERT INTO deployments (version, at, kind, reason) VALUES (?, ?, ?, ?)",
+                    (version, self._clock(), "promote", reason),
+                )
+
+    def rollback(self, version: int, reason: str) -> None:
+        """Deploy an older, previously promoted version again."""
+        v = self.version(version)
+        if v.status not in ("promoted", "initial"):
+            raise StoreError(
+                f"version {version} is {v.status}: only a version that was once deployed "
+                "(promoted) can be rolled back to"
+            )
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO deployments (version, at, kind, reason) VALUES (?, ?, ?, ?)",
+                (version, self._clock(), "rollback", reason),
+            )
+
+    def deployed(self) -> ModelVersion | None:
+        """The version the fleet should run: the latest deployment (promotion or rollback)."""
+        row = self._db.execute(
+            "SELECT version FROM deployments ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return self.version(row[0]) if row else None
+
+    def deployments(self) -> list[tuple[int, int, float, str, str]]:
+        """(id, version, at, kind, reason), oldest first."""
+        return self._db.execute(
+            "SELECT id, version, at, kind, reason FROM deployments ORDER BY id"
+        ).fetchall()
+
+    # -- rounds and sessions -------------------------------------------------------------------
+    def abort_unfinished_rounds(self, reason: str) -> list[int]:
+        """On start-up: rounds left 'running' by a crash are aborted (their keys are gone)."""
+        with self.transaction() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM rounds WHERE status='running'")]
+            now = self._clock()
+            db.execute(
+                "UPDATE rounds SET status='aborted', finished=?, reason=? WHERE status='running'",
+                (now, reason),
+            )
+            db.execute(
+                "UPDATE secagg_sessions SET status='aborted', reason=? WHERE status='running'",
+                (reason,),
+            )
+            db.execute(
+                "UPDATE model_versions SET status='rejected', gate_reason=? "
+                "WHERE status='candidate' AND round_id IN (SELECT id FROM rounds "
+                "WHERE status='aborted')",
+                (reason,),
+            )
+        return ids
+
+    def start_round(self, base_version: int, participants: list[int]) -> int:
+        """A new round row in state 'running'."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO rounds (started, status, base_version, participants) "
+                "VALUES (?, 'running', ?, ?)",
+                (self._clock(), base_version, json.dumps(participants)),
+            )
+            assert cur.lastrowid is not None
+            return int(cur.lastrowid)
+
+    def start_session(self, round_id: int, session_id: str, n: int, threshold: int) -> None:
+        """Record a secure-aggregation session bound to its round."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO secagg_sessions (session_id, round_id, started, status, n, "
+                "threshold) VALUES (?, ?, ?, 'running', ?, ?)",
+                (session_id, round_id, self._clock(), n, threshold),
+            )
+
+    def finish_session(
+        self, session_id: str, ok: bool, dropped: dict[int, str], reason: str = ""
+    ) -> None:
+        """Close a session as completed or aborted."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE secagg_sessions SET status=?, dropped=?, reason=? WHERE session_id=?",
+                ("completed" if ok else "aborted", json.dumps(dropped), reason, session_id),
+            )
+
+    def finish_round(
+        self,
+        round_id: int,
+        ok: bool,
+        reason: str,
+        new_version: int | None = None,
+        survivors: list[int] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        """Close a round as completed or aborted."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE rounds SET status=?, finished=?, reason=?, new_version=?, survivors=?, "
+                "timings=? WHERE id=?",
+                (
+                    "completed" if ok else "aborted",
+                    self._clock(),
+                    reason,
+                    new_version,
+                    json.dumps(survivors),
+                    json.dumps(timings or {}),
+                    round_id,
+                ),
+            )
+
+    def rounds(self) -> list[dict[str, Any]]:
+        """Every round as a dict, oldest first."""
+        cols = (
+            "id",
+            "started",
+            "finished",
+            "status",
+            "base_version",
+            "new_version",
+            "participants",
+            "survivors",
+            "reason",
+            "timings",
+        )
+        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM rounds ORDER BY id").fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(cols, r, strict=True))
+            for k in ("participants", "survivors", "timings"):
+                d[k] = json.loads(d[k]) if d[k] else None
+            out.append(d)
+        return out
+
+    def add_device_metrics(
+        self, round_id: int, device_id: int, version: int, metrics: dict[str, Any]
+    ) -> None:
+        """One device's on-device evaluation of one version."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO device_metrics VALUES (?, ?, ?, ?)",
+                (round_id, device_id, version, json.dumps(metrics, sort_keys=True)),
+            )
