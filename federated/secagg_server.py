@@ -1,0 +1,471 @@
+"""The coordinator's half of secure aggregation (Bonawitz et al., CCS 2017, Fig. 4).
+
+:class:`ServerProtocol` is a transport-free state machine over the message objects of
+:mod:`edge.secagg.messages`. A transport drives one round like this::
+
+    server = ServerProtocol(config, rng, clock)
+    outbox = server.start()                  # {client_id: AdvertiseKeysRequest}
+    while not server.finished:
+        deliver(outbox)                      # send each message (or its .to_bytes()) to its client
+        for reply in incoming():             # client replies, as objects or bytes
+            try:
+                server.receive(reply)
+            except SecAggError as exc:       # rejected; the sender may have been dropped
+                log(exc)
+        outbox = server.poll()               # {} until the stage is complete or its deadline passed
+    result = server.result
+
+Each stage closes when every expected client has replied or its deadline (from the injected
+clock) passes; clients that have not replied by then are dropped. Fewer than ``t`` clients left
+at any stage aborts the round with :class:`TooFewSurvivors` before anything is revealed. A
+coordinator restart is a new ``ServerProtocol``: a fresh nonce, so a fresh session with fresh
+client keys; nothing of the old session verifies in it.
+
+The server only ever holds masked vectors, the sum, the self-mask seeds ``b_u`` of survivors
+and the masking keys ``s_u^SK`` of clients that dropped before submitting -- never both secrets
+of one client, which is what keeps each individual update hidden.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.secagg.aead import TAG_SIZE
+from edge.secagg.client import SHARE_PLAINTEXT_SIZE
+from edge.secagg.config import SecAggConfig
+from edge.secagg.errors import (
+    DTypeError,
+    DuplicatePublicKey,
+    MalformedMessage,
+    ReplayError,
+    RoundAborted,
+    SecAggError,
+    SessionMismatch,
+    ShapeError,
+    ShareVerificationError,
+    StageError,
+    StageTimeout,
+    TooFewSurvivors,
+    UnknownClient,
+    ValueOutOfRange,
+)
+from edge.secagg.keys import X25519KeyPair, validate_public_key
+from edge.secagg.masking import add_prg, reduce_mod, unmask_dropped
+from edge.secagg.messages import (
+    AdvertiseKeysReply,
+    AdvertiseKeysRequest,
+    ClientMessage,
+    EncryptedShare,
+    MaskedInputReply,
+    MaskedInputRequest,
+    ServerMessage,
+    ShareKeysReply,
+    ShareKeysRequest,
+    UnmaskReply,
+    UnmaskRequest,
+    decode_message,
+)
+from edge.secagg.quantize import dequantise
+from edge.secagg.randomness import Clock, RandomSource, system_random
+from edge.secagg.session import NONCE_SIZE, self_mask_commitment, session_id
+from edge.secagg.shamir import combine_shares
+from edge.secagg.stages import Stage
+
+__all__ = ["AggregateResult", "ServerProtocol"]
+
+_REPLY_TYPES: dict[Stage, type] = {
+    Stage.ADVERTISE_KEYS: AdvertiseKeysReply,
+    Stage.SHARE_KEYS: ShareKeysReply,
+    Stage.MASKED_INPUT_COLLECTION: MaskedInputReply,
+    Stage.UNMASKING: UnmaskReply,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class AggregateResult:
+    """What the server learns: the survivors' weighted sum, their weight sum, and who took part.
+
+    ``weighted_sum[i]`` approximates sum over survivors of ``w_u * clip(x_u[i])`` to within
+    ``len(survivors) * config.quantisation.error_bound`` per coordinate; ``ring_sum`` is the exact
+    sum of the quantised words mod ``2^k``.
+    """
+
+    weighted_sum: tuple[np.ndarray, ...]
+    weight_sum: int
+    clip_count: int
+    survivors: tuple[int, ...]
+    dropped: Mapping[int, Stage]
+    ring_sum: np.ndarray
+
+    def mean(self) -> tuple[np.ndarray, ...]:
+        """Weighted FedAvg mean: weighted_sum / weight_sum."""
+        if self.weight_sum <= 0:
+            raise ValueOutOfRange("weight sum is 0; no examples were aggregated")
+        return tuple(vec / self.weight_sum for vec in self.weighted_sum)
+
+
+class ServerProtocol:
+    """The coordinator's state machine for one secure-aggregation session."""
+
+    def __init__(
+        self, config: SecAggConfig, rng: RandomSource | None = None, clock: Clock | None = None
+    ) -> None:
+        if not isinstance(config, SecAggConfig):
+            raise TypeError(f"config must be a SecAggConfig, got {type(config).__name__}")
+        if rng is not None and not callable(rng):
+            raise TypeError("rng must be a callable rng(n) -> bytes, or None for the OS CSPRNG")
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be a callable returning seconds, or None")
+        self._config = config
+        self._rng: RandomSource = rng if rng is not None else system_random
+        self._clock: Clock = clock if clock is not None else time.monotonic
+        self._stage: Stage | None = None
+        self._deadline = 0.0
+        self._nonce = b""
+        self._session_id = b""
+        self._aborted: str | None = None
+        self._result: AggregateResult | None = None
+        self._dropped: dict[int, Stage] = {}
+        self._expected: set[int] = set()
+        self._received: set[int] = set()
+        self._keys: dict[int, tuple[bytes, bytes]] = {}
+        self._holders: tuple[int, ...] = ()
+        self._share_replies: dict[int, ShareKeysReply] = {}
+        self._acc: np.ndarray = np.zeros(0, dtype=config.quantisation.dtype)
+        self._unmask_request: UnmaskRequest | None = None
+        self._unmask_replies: dict[int, UnmaskReply] = {}
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def stage(self) -> Stage | None:
+        """The stage currently collecting replies (None before start and after the end)."""
+        return self._stage
+
+    @property
+    def finished(self) -> bool:
+        """True once the result is available."""
+        return self._result is not None
+
+    @property
+    def aborted(self) -> str | None:
+        """Why the round aborted, or None."""
+        return self._aborted
+
+    @property
+    def deadline(self) -> float:
+        """Clock time at which the current stage closes."""
+        return self._deadline
+
+    @property
+    def session_id(self) -> bytes | None:
+        """The session id, known once AdvertiseKeys closed."""
+        return self._session_id or None
+
+    @property
+    def dropped(self) -> Mapping[int, Stage]:
+        """Clients dropped so far, with the stage at which they dropped or were rejected."""
+        return dict(self._dropped)
+
+    @property
+    def result(self) -> AggregateResult:
+        """The aggregate; raises RoundAborted / StageError if there is none."""
+        if self._aborted is not None:
+            raise RoundAborted(f"the round was aborted: {self._aborted}")
+        if self._result is None:
+            raise StageError("the round has not finished; keep delivering replies and polling")
+        return self._result
+
+    # -- driving ------------------------------------------------------------------------------
+
+    def start(self) -> dict[int, ServerMessage]:
+        """Open a fresh session: a new round nonce, broadcast to every configured client."""
+        if self._stage is not None or self._aborted is not None or self._result is not None:
+            raise StageError("start() was already called; build a new ServerProtocol per session")
+        self._nonce = self._rng(NONCE_SIZE)
+        if len(self._nonce) != NONCE_SIZE:
+            raise ValueError(f"rng returned {len(self._nonce)} bytes, expected {NONCE_SIZE}")
+        request = AdvertiseKeysRequest(self._nonce, self._config.digest)
+        self._open(Stage.ADVERTISE_KEYS, set(self._config.client_ids))
+        return {cid: request for cid in self._config.client_ids}
+
+    def abort(self, reason: str) -> None:
+        """Abort the session (e.g. the coordinator is shutting down); nothing more is revealed."""
+        if self._aborted is None:
+            self._aborted = reason
+        self._stage = None
+        self._acc = np.zeros(0, dtype=self._config.quantisation.dtype)
+        self._unmask_replies = {}
+
+    def receive(self, message: ClientMessage | bytes | bytearray | memoryview) -> None:
+        """Accept one client reply for the current stage, or raise why it was rejected.
+
+        Replays, late messages and messages of other sessions raise without changing anything.
+        A reply whose content is invalid (bad key, wrong shape, wrong dtype, words beyond the bit
+        width, ...) raises and drops its sender from the round; the other clients are unaffected.
+        """
+        self._check_live()
+        decoded = (
+            decode_message(bytes(message))
+            if isinstance(message, bytes | bytearray | memoryview)
+            else message
+        )
+        stage = self._stage
+        assert stage is not None
+        expected_type = _REPLY_TYPES[stage]
+        if not isinstance(
+            decoded, AdvertiseKeysReply | ShareKeysReply | MaskedInputReply | UnmaskReply
+        ):
+            raise StageError(f"got {type(decoded).__name__}, which clients never send")
+        msg: ClientMessage = decoded
+        if type(msg) is not expected_type:
+            raise StageError(
+                f"got {type(msg).__name__} while collecting {expected_type.__name__} "
+                f"({stage.name}); out-of-order messages are rejected"
+            )
+        cid = msg.client_id
+        if cid not in self._config.client_ids:
+            raise UnknownClient(f"client {cid} is not in the configured client set")
+        if self._clock() > self._deadline:
+            raise StageTimeout(
+                f"{stage.name} closed at its deadline; the reply of client {cid} came too late"
+            )
+        self._check_session(msg)
+        if cid in self._received:
+            raise ReplayError(f"client {cid} already replied in {stage.name}; replay ignored")
+        if cid not in self._expected:
+            raise StageError(
+                f"client {cid} is not part of {stage.name} (it dropped or was rejected earlier)"
+            )
+        try:
+            self._accept(stage, msg)
+        except SecAggError:
+            self._expected.discard(cid)
+            self._dropped[cid] = stage
+            raise
+        self._received.add(cid)
+
+    def poll(self) -> dict[int, ServerMessage]:
+        """Close the stage if complete or past its deadline; return the next stage's messages.
+
+        Returns ``{}`` while the stage is still open and after the round finished. Raises
+        TooFewSurvivors (the round aborts) if fewer than ``t`` clients remain.
+        """
+        if self._result is not None:
+            return {}
+        self._check_live()
+        if self._received != self._expected and self._clock() <= self._deadline:
+            return {}
+        stage = self._stage
+        assert stage is not None
+        for cid in self._expected - self._received:
+            self._dropped[cid] = stage
+        survivors = sorted(self._received)
+        if len(survivors) < self._config.t:
+            reason = (
+                f"only {len(survivors)} clients completed {stage.name}, threshold is "
+                f"{self._config.t}"
+            )
+            self.abort(reason)
+            raise TooFewSurvivors(f"{reason}; the round aborted and revealed nothing")
+        try:
+            return self._close(stage, survivors)
+        except SecAggError as exc:
+            self.abort(str(exc))
+            raise
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_live(self) -> None:
+        if self._aborted is not None:
+            raise RoundAborted(f"the round was aborted ({self._aborted}); start a new session")
+        if self._stage is None:
+            raise StageError("the session has not started (call start()) or has finished")
+
+    def _open(self, stage: Stage, expected: set[int]) -> None:
+        self._stage = stage
+        self._expected = set(expected)
+        self._received = set()
+        self._deadline = self._clock() + self._config.timeouts.for_stage(stage)
+
+    def _check_session(self, msg: ClientMessage) -> None:
+        if isinstance(msg, AdvertiseKeysReply):
+            if msg.nonce != self._nonce:
+                raise SessionMismatch(
+                    f"client {msg.client_id} answered another round nonce; stale or replayed "
+                    "from an earlier session"
+                )
+        elif msg.session_id != self._session_id:
+            raise SessionMismatch(
+                f"client {msg.client_id} sent a message of another session; stale or replayed"
+            )
+
+    def _accept(self, stage: Stage, msg: ClientMessage) -> None:
+        if isinstance(msg, AdvertiseKeysReply):
+            self._accept_keys(msg)
+        elif isinstance(msg, ShareKeysReply):
+            self._accept_shares(msg)
+        elif isinstance(msg, MaskedInputReply):
+            self._accept_masked(msg)
+        else:
+            assert isinstance(msg, UnmaskReply)
+            self._accept_unmask(msg)
+
+    def _accept_keys(self, msg: AdvertiseKeysReply) -> None:
+        validate_public_key(msg.c_public)
+        validate_public_key(msg.s_public)
+        if msg.c_public == msg.s_public:
+            raise DuplicatePublicKey(
+                f"client {msg.client_id} advertised the same key as c and s; it must generate "
+                "two independent key pairs"
+            )
+        for other, (c_pk, s_pk) in self._keys.items():
+            if {msg.c_public, msg.s_public} & {c_pk, s_pk}:
+                raise DuplicatePublicKey(
+                    f"client {msg.client_id} advertised a public key already advertised by "
+                    f"client {other}; rejected (copied keys could impersonate a peer)"
+                )
+        self._keys[msg.client_id] = (msg.c_public, msg.s_public)
+
+    def _accept_shares(self, msg: ShareKeysReply) -> None:
+        recipients = [item.peer for item in msg.shares]
+        wanted = [cid for cid in self._holders if cid != msg.client_id]
+        if sorted(recipients) != wanted or len(set(recipients)) != len(recipients):
+            raise MalformedMessage(
+                f"client {msg.client_id} must send exactly one share set to each other member of "
+                "the advertised key list"
+            )
+        for item in msg.shares:
+            if len(item.ciphertext) != SHARE_PLAINTEXT_SIZE + TAG_SIZE:
+                raise MalformedMessage(
+                    f"sealed share from {msg.client_id} to {item.peer} has "
+                    f"{len(item.ciphertext)} bytes, expected {SHARE_PLAINTEXT_SIZE + TAG_SIZE}"
+                )
+        self._share_replies[msg.client_id] = msg
+
+    def _accept_masked(self, msg: MaskedInputReply) -> None:
+        quant = self._config.quantisation
+        vec = msg.vector
+        if vec.dtype.kind != "u" or vec.dtype.itemsize != quant.dtype.itemsize:
+            raise DTypeError(
+                f"client {msg.client_id} sent {vec.dtype} words; this session uses "
+                f"{quant.dtype} (bit width {quant.bit_width})"
+            )
+        if vec.shape != (quant.word_count,):
+            raise ShapeError(
+                f"client {msg.client_id} sent {vec.shape} words, expected ({quant.word_count},); "
+                "its update does not match config.vector_lengths"
+            )
+        if quant.bit_width < vec.dtype.itemsize * 8 and int(vec.max()) >> quant.bit_width:
+            raise ValueOutOfRange(
+                f"client {msg.client_id} sent a word >= 2^{quant.bit_width}; masked words must "
+                "be reduced mod 2^bit_width"
+            )
+        np.add(self._acc, vec.astype(quant.dtype, copy=False), out=self._acc)
+
+    def _accept_unmask(self, msg: UnmaskReply) -> None:
+        request = self._unmask_request
+        assert request is not None
+        if tuple(owner for owner, _ in msg.seed_shares) != request.alive or tuple(
+            owner for owner, _ in msg.key_shares
+        ) != tuple(request.dropped):
+            raise MalformedMessage(
+                f"client {msg.client_id} did not return exactly one share per listed client, in "
+                "the order of the unmasking request"
+            )
+        self._unmask_replies[msg.client_id] = msg
+
+    def _close(self, stage: Stage, survivors: list[int]) -> dict[int, ServerMessage]:
+        config = self._config
+        if stage == Stage.ADVERTISE_KEYS:
+            keys = tuple((cid, *self._keys[cid]) for cid in survivors)
+            self._keys = {cid: self._keys[cid] for cid in survivors}
+            self._holders = tuple(survivors)
+            self._session_id = session_id(config.digest, self._nonce, keys)
+            share_request = ShareKeysRequest(self._nonce, config.digest, keys)
+            self._open(Stage.SHARE_KEYS, set(survivors))
+            return {cid: share_request for cid in survivors}
+        if stage == Stage.SHARE_KEYS:
+            by_sender = {
+                sender: {item.peer: item for item in self._share_replies[sender].shares}
+                for sender in survivors
+            }
+            outbox: dict[int, ServerMessage] = {}
+            for cid in survivors:
+                relayed = tuple(
+                    EncryptedShare(
+                        sender, by_sender[sender][cid].nonce, by_sender[sender][cid].ciphertext
+                    )
+                    for sender in survivors
+                    if sender != cid
+                )
+                outbox[cid] = MaskedInputRequest(cid, self._session_id, relayed)
+            self._share_replies = {cid: self._share_replies[cid] for cid in survivors}
+            self._acc = np.zeros(config.quantisation.word_count, dtype=config.quantisation.dtype)
+            self._open(Stage.MASKED_INPUT_COLLECTION, set(survivors))
+            return outbox
+        if stage == Stage.MASKED_INPUT_COLLECTION:
+            u2 = set(self._share_replies)
+            dropped = tuple(sorted(u2 - set(survivors)))
+            request = UnmaskRequest(self._session_id, tuple(survivors), dropped)
+            self._unmask_request = request
+            self._open(Stage.UNMASKING, set(survivors))
+            return {cid: request for cid in survivors}
+        self._finish(survivors)
+        return {}
+
+    def _finish(self, responders: list[int]) -> None:
+        config = self._config
+        request = self._unmask_request
+        assert request is not None
+        index = {cid: i + 1 for i, cid in enumerate(self._holders)}
+        chosen = responders[: config.t]
+        replies = [self._unmask_replies[cid] for cid in chosen]
+        acc = self._acc
+        for pos, owner in enumerate(request.alive):
+            seed = combine_shares(
+                {index[r.client_id]: r.seed_shares[pos][1] for r in replies}, config.t
+            )
+            commitment = self._share_replies[owner].commitment
+            if self_mask_commitment(self._session_id, owner, seed) != commitment:
+                raise ShareVerificationError(
+                    f"the self-mask seed of client {owner} rebuilt from the shares of clients "
+                    f"{chosen} does not match its commitment: a share was tampered with; abort "
+                    "and exclude the misbehaving clients"
+                )
+            add_prg(acc, seed, config.bit_width, -1)
+        survivors_s = {cid: self._keys[cid][1] for cid in request.alive}
+        for pos, owner in enumerate(request.dropped):
+            secret = combine_shares(
+                {index[r.client_id]: r.key_shares[pos][1] for r in replies}, config.t
+            )
+            rebuilt = X25519KeyPair(secret)
+            if rebuilt.public != self._keys[owner][1]:
+                raise ShareVerificationError(
+                    f"the masking key of dropped client {owner} rebuilt from the shares of "
+                    f"clients {chosen} does not match its advertised public key: a share was "
+                    "tampered with; abort and exclude the misbehaving clients"
+                )
+            unmask_dropped(acc, owner, rebuilt, survivors_s, self._session_id, config.bit_width)
+        ring_sum = reduce_mod(acc, config.bit_width)
+        decoded = dequantise(ring_sum, config.quantisation, len(request.alive))
+        parts = []
+        start = 0
+        for length in config.vector_lengths:
+            parts.append(decoded.weighted_sum[start : start + length])
+            start += length
+        self._result = AggregateResult(
+            weighted_sum=tuple(parts),
+            weight_sum=decoded.weight_sum,
+            clip_count=decoded.clip_count,
+            survivors=tuple(request.alive),
+            dropped=dict(self._dropped),
+            ring_sum=ring_sum,
+        )
+        self._stage = None
+        self._share_replies = {}
+        self._unmask_replies = {}
