@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README):
-#   make demo   - the main job, end to end
+#   make demo   - the main job, end to end: a coordinator and 3 Pi processes on loopback
 #   make test   - the test suite (what CI runs)
 # Both install uv (from PyPI) if it is missing, and uv installs the locked environment.
 
@@ -9,9 +9,9 @@ SHARED_DATA := $(wildcard ../shared/data/names/Russian.txt)
 # Data: $PIFED_DATA if set, else ../shared/data/names beside the checkout, else the download cache.
 PIFED_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data/names),)
 export PIFED_DATA
-OUT ?= runs/baseline
+OUT ?= runs/demo
 
-.PHONY: demo test lint uv data
+.PHONY: demo baseline test lint uv data
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.4"
@@ -20,7 +20,10 @@ data: uv
 	@if [ -z "$(PIFED_DATA)" ]; then $(UV) run --frozen pifed data download; fi
 
 demo: uv data
-	$(UV) run --frozen pifed train --out $(OUT)
+	$(UV) run --frozen pifed demo --out $(OUT)-$$(date +%Y%m%d-%H%M%S)
+
+baseline: uv data
+	$(UV) run --frozen pifed train --out runs/baseline
 
 test: uv
 	$(UV) run --frozen pytest

@@ -200,7 +200,9 @@ class Store:
         """Register a device and return its new token (shown once, stored only hashed)."""
         if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
             raise ValueError(f"device name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
-        token = secrets.token_urlsafe(32)
+        # The prefix keeps a token from starting with "-", which a shell or argparse would
+        # read as an option (token_urlsafe uses '-' and '_'), and makes tokens easy to grep for.
+        token = "pfd_" + secrets.token_urlsafe(32)
         try:
             with self.transaction() as db:
                 db.execute(

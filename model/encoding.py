@@ -31,6 +31,16 @@ class VocabError(ValueError):
     """A saved vocabulary is malformed or of an unknown format version."""
 
 
+def public_alphabet() -> tuple[str, ...]:
+    """Letters of the Latin scripts (Basic Latin to Latin Extended-B) plus ``' -``.
+
+    A fleet coordinator never sees a name, so a model it initialises cannot build its vocabulary
+    from data; it uses this public character set instead (the 18-language data set fits in it).
+    """
+    letters = [chr(c) for c in range(0x41, 0x250) if chr(c).isalpha()]
+    return tuple(sorted({*letters, "'", "-", " "}))
+
+
 def normalize_name(raw: str) -> str:
     """Canonical form of one surname (see module docstring for the policy)."""
     text = unicodedata.normalize("NFC", raw)

@@ -171,5 +171,6 @@ def train_centralized(
         history,
         time.perf_counter() - start,
         tau=tau,
+        log_prior=log_prior.tolist(),
         tradeoff=curve,
     )

@@ -22,7 +22,19 @@ from model.partition import PartitionError
 
 EXIT_USAGE = 2
 # Order is the order `pifed --help` lists them in.
-COMMANDS = ("data", "train", "evaluate", "predict")
+COMMANDS = (
+    "data",
+    "train",
+    "evaluate",
+    "predict",
+    "certs",
+    "enroll",
+    "devices",
+    "server",
+    "edge",
+    "models",
+    "demo",
+)
 
 
 def _module(name: str) -> ModuleType:
@@ -57,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        return int(_module(args.command).run(args) or 0)
+        # A module may register several subcommands; it names itself in `module`.
+        return int(_module(getattr(args, "module", args.command)).run(args) or 0)
     except _KNOWN_ERRORS as e:
         print(f"pifed {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -39,3 +39,97 @@ def add_model(p: argparse.ArgumentParser) -> None:
 def add_json(p: argparse.ArgumentParser) -> None:
     """``--json``: machine-readable output."""
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
+
+
+def add_db(p: argparse.ArgumentParser) -> None:
+    """``--db FILE``: the coordinator's SQLite state."""
+    p.add_argument(
+        "--db",
+        metavar="FILE",
+        required=True,
+        help="coordinator state (SQLite; blobs live beside it in FILE.blobs/)",
+    )
+
+
+def add_tls_server(p: argparse.ArgumentParser) -> None:
+    """``--certs DIR`` / ``--insecure`` for the coordinator."""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--certs", metavar="DIR", help="server.pem/server.key from `pifed certs`")
+    g.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext gRPC (tests on one machine only; tokens travel in clear)",
+    )
+
+
+def add_tls_client(p: argparse.ArgumentParser) -> None:
+    """``--ca FILE`` / ``--insecure`` for a Pi."""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--ca", metavar="FILE", help="the coordinator's ca.pem, pinned")
+    g.add_argument("--insecure", action="store_true", help="plaintext gRPC (tests only)")
+
+
+def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
+    """Round settings shared by ``pifed server`` and ``pifed demo``."""
+    p.add_argument("--rounds", type=int, default=3, help="federated rounds to run")
+    p.add_argument("--min-devices", type=int, default=2, help="devices a round waits for")
+    p.add_argument("--local-epochs", type=int, default=1, help="local SGD epochs per round")
+    p.add_argument("--client-lr", type=float, default=0.5, help="on-device SGD learning rate")
+    p.add_argument("--server-lr", type=float, default=1.0, help="FedAvg server learning rate")
+    p.add_argument(
+        "--clip",
+        type=float,
+        default=1.0,
+        help="secure-aggregation clip bound per update coordinate",
+    )
+    p.add_argument(
+        "--deploy-kind",
+        choices=("float", "dynamic", "int8"),
+        default="float",
+        help="the artifact devices evaluate and deploy",
+    )
+    p.add_argument(
+        "--gate-min-accuracy",
+        type=float,
+        default=0.70,
+        help="fleet on-device accuracy a version needs to be promoted",
+    )
+    p.add_argument(
+        "--gate-tolerance",
+        type=float,
+        default=0.005,
+        help="how far below the deployed version a candidate may fall",
+    )
+    p.add_argument(
+        "--stage-timeout",
+        type=float,
+        default=60.0,
+        help="seconds each secure-aggregation stage waits for devices",
+    )
+    p.add_argument(
+        "--train-timeout",
+        type=float,
+        default=600.0,
+        help="seconds devices have to train before AdvertiseKeys closes",
+    )
+
+
+def fleet_config(args: argparse.Namespace) -> object:
+    """A FleetConfig from the shared round flags (imported lazily: coordinator side)."""
+    from federated.coordinator import FleetConfig
+    from federated.gate import GateConfig
+
+    return FleetConfig(
+        rounds=args.rounds,
+        min_devices=args.min_devices,
+        local_epochs=args.local_epochs,
+        client_lr=args.client_lr,
+        server_lr=args.server_lr,
+        clip_bound=args.clip,
+        deploy_kind=args.deploy_kind,
+        stage_timeout=args.stage_timeout,
+        train_timeout=args.train_timeout,
+        gate=GateConfig(
+            min_accuracy=args.gate_min_accuracy, tolerance=args.gate_tolerance, min_devices=1
+        ),
+    )

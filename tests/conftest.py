@@ -19,6 +19,7 @@ def pifed_cmd(*args: str) -> list[str]:
 
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests_support
+sys.path.insert(0, str(Path(__file__).parent / "integration"))  # fleet_harness
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,15 @@ from pifed import flags
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``pifed predict``."""
     p = sub.add_parser("predict", help="top-3 languages for each name (runs on a Pi)")
-    flags.add_model(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--model",
+        metavar="FILE.tflite",
+        help="an inference artifact; its manifest.json must sit beside it",
+    )
+    src.add_argument(
+        "--state", metavar="DIR", help="a Pi's state folder: use the fleet's deployed version"
+    )
     p.add_argument("--top", type=int, default=3, help="how many languages to show")
     flags.add_json(p)
     p.add_argument("names", nargs="+", metavar="NAME")
@@ -21,7 +29,19 @@ def run(args: argparse.Namespace) -> int:
     """Print the top languages with probabilities for each name."""
     from edge.runtime import Classifier
 
-    clf = Classifier(args.model)
+    if args.state:
+        from edge.state import DeviceState
+
+        deployed = DeviceState(args.state).deployed_dir()
+        if deployed is None:
+            raise FileNotFoundError(
+                f"{args.state} has no deployed model yet; wait for the "
+                "fleet to promote one, or pass --model FILE.tflite"
+            )
+        model = next(iter(sorted(deployed.glob("model_*.tflite"))))
+    else:
+        model = args.model
+    clf = Classifier(model)
     results = clf.predict(list(args.names), top=args.top)
     if args.json:
         print(

@@ -142,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
         "train_seconds": result.seconds,
         "history": result.history,
         "runtime": runtime_name(),
+        "logit_adjustment": {
+            "tau": result.tau,
+            "log_prior": result.log_prior,
+            "validation_curve": result.tradeoff,
+        },
         "keras": keras_metrics,
         "tflite": {},
     }

@@ -16,6 +16,7 @@ from federated.store import RevokedDevice, Store, StoreError, UnknownDevice, Unk
 def test_enrollment_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
     store = Store(tmp_path / "fleet.db")
     token = store.enroll("pi-kitchen")
+    assert token.startswith("pfd_")  # never "-...", which argparse would read as an option
     assert store.authenticate(token).name == "pi-kitchen"
     raw = (tmp_path / "fleet.db").read_bytes() + b"".join(
         p.read_bytes() for p in tmp_path.glob("fleet.db-wal")

@@ -25,6 +25,9 @@ def test_train_writes_every_artifact_and_float_tflite_agrees_with_keras(trained_
     assert metrics["tflite"]["float"]["argmax_agreement"] >= 0.999
     assert metrics["tflite"]["float"]["max_abs_logit_diff"] < 1e-3
     assert metrics["data"]["test"] > 3000
+    adj = metrics["logit_adjustment"]  # the folded-in choice, so the curve can be rebuilt
+    assert len(adj["log_prior"]) == len(metrics["data"]["languages"])
+    assert adj["tau"] in [c["tau"] for c in adj["validation_curve"]]
 
 
 def test_evaluate_json_prints_exactly_one_object(trained_run: Path) -> None:

@@ -31,6 +31,9 @@ TESTSITE="$CACHE/test-site"     # pytest & co, kept apart so SITE's size stays h
 LOCK="${PIFED_ARM64_LOCK:-$PROJECT/uv.lock}"
 TEST_REQS="${PIFED_ARM64_TEST_REQS:-pytest pytest-timeout hypothesis}"
 PY="${PIFED_HOST_PYTHON:-python3}"
+# uv: on PATH, else the one `uv run` names in $UV (`python3 -m pip install uv` may put it off PATH)
+UV_BIN="$(command -v uv 2>/dev/null || true)"
+if [[ -z $UV_BIN && -n ${UV:-} && -x ${UV:-} ]]; then UV_BIN="$UV"; fi
 LOCKINFO="$HERE/lockinfo.py"
 
 # Debian bookworm arm64 packages that make a working python3.11 (see arm64-notes.md).
@@ -144,12 +147,14 @@ say "$(env -u PYTHONPATH -u PYTHONHOME QEMU_LD_PREFIX="$ROOT" QEMU_CPU="${PIFED_
 # ---------------------------------------------------------------- host pip
 if "$PY" -m pip --version >/dev/null 2>&1; then
   PIP=("$PY" -m pip)
-elif command -v uv >/dev/null; then
-  PIP=(uv tool run --from pip pip)
+elif [[ -n $UV_BIN ]]; then
+  PIP=("$UV_BIN" tool run --from pip pip)
 else
   say "host has no pip: apt-get install python3-pip"
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-pip >/dev/null 2>&1 \
     || { apt_update; "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
+  # $PY may be a venv's python (no pip even now): use the system one that just got pip
+  "$PY" -m pip --version >/dev/null 2>&1 || PY=/usr/bin/python3
   PIP=("$PY" -m pip)
 fi
 PIP_Q=(--disable-pip-version-check --no-input -q --progress-bar off)
@@ -183,9 +188,9 @@ fetch_and_install() {
 # ---------------------------------------------------------------- 3. project wheel
 step "3/5 build the project wheel from $PROJECT"
 rm -rf "$DIST"; mkdir -p "$DIST"
-if command -v uv >/dev/null; then
+if [[ -n $UV_BIN ]]; then
   say "uv build --wheel"
-  (cd "$PROJECT" && uv build --quiet --wheel -o "$DIST" .)
+  (cd "$PROJECT" && "$UV_BIN" build --quiet --wheel -o "$DIST" .)
 else
   say "pip wheel --no-deps"
   "${PIP[@]}" wheel "${PIP_Q[@]}" --no-deps -w "$DIST" "$PROJECT"

@@ -1,0 +1,239 @@
+"""``pifed edge``: the process a Raspberry Pi runs to take part in the fleet.
+
+It long-polls the coordinator for tasks and answers each one:
+
+- ``train``: load the global weights into ``train.tflite``, run local SGD epochs on this Pi's
+  names, keep ``update = new - global`` in memory, and report only the training loss;
+- ``secagg``: answer the secure-aggregation stage with ``edge.secagg.ClientProtocol``: public
+  keys, encrypted shares, the double-masked update, unmasking shares;
+- ``evaluate``: fetch the candidate's exact deployable .tflite, evaluate it on this Pi's
+  held-out names, report the metrics;
+- ``deploy``: install a promoted version atomically under ``--state``.
+
+Nothing else leaves the Pi. TensorFlow is never imported: tflite-runtime, numpy, pycryptodome
+and grpc only. Connection failures back off exponentially (with jitter) and reconnect, so the
+client rides out a coordinator restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.evaluate import evaluate_names, labels_for_model
+from edge.runtime import Classifier
+from edge.secagg import (
+    AdvertiseKeysRequest,
+    ClientMessage,
+    ClientProtocol,
+    MaskedInputRequest,
+    SecAggConfig,
+    SecAggError,
+    ShareKeysRequest,
+    StageTimeouts,
+    UnmaskRequest,
+    decode_message,
+)
+from edge.state import DeviceState
+from edge.trainer import OnDeviceTrainer
+from edge.transport import ChannelConfig, FleetChannel, TransportError
+from edge.wire import Frame, WireError
+from model.dataset import load_names
+from model.manifest import MANIFEST_NAME, ManifestError, ModelManifest
+from model.split import split_by_name
+
+log = logging.getLogger("pifed.edge")
+FATAL_CODES = ("UNAUTHENTICATED", "PERMISSION_DENIED")
+
+
+class DeviceRejected(RuntimeError):
+    """The coordinator refuses this device's token: retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """A Pi's local settings (its data and held-out share never leave it)."""
+
+    holdout_frac: float = 0.2
+    seed: int = 0
+    poll_wait: float = 5.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    # Fault injection for tests and drills: the process dies (os._exit, no clean-up) right
+    # after answering this task or secure-aggregation stage, like a Pi losing power.
+    exit_after: str | None = None
+
+
+class EdgeClient:
+    """One Pi in the fleet."""
+
+    def __init__(
+        self,
+        channel: ChannelConfig,
+        data_dir: str | Path,
+        state_dir: str | Path,
+        cfg: EdgeConfig = EdgeConfig(),
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.channel_cfg = channel
+        self.cfg = cfg
+        self.state = DeviceState(state_dir)
+        self._emit = on_event or (lambda e: None)
+        ds = load_names(data_dir)
+        train, hold = split_by_name(ds, cfg.holdout_frac, cfg.seed)
+        self._ds = ds
+        self._train_rows, self._hold_rows = train, hold
+        self._trainers: dict[str, OnDeviceTrainer] = {}
+        self._secagg: ClientProtocol | None = None
+        self._update: tuple[np.ndarray, int] | None = None
+        self._rng = np.random.default_rng(cfg.seed)
+        self._jitter = random.Random(cfg.seed)
+
+    # -- main loop -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None, max_polls: int | None = None) -> None:
+        """Poll and answer tasks until ``stop`` is set; reconnect with backoff on failures."""
+        stop = stop or threading.Event()
+        backoff = self.cfg.backoff_initial
+        polls = 0
+        while not stop.is_set() and (max_polls is None or polls < max_polls):
+            channel = FleetChannel(self.channel_cfg)
+            try:
+                while not stop.is_set() and (max_polls is None or polls < max_polls):
+                    polls += 1
+                    task = channel.poll(
+                        {"kind": "poll", "deployed": self.state.deployed_version()},
+                        self.cfg.poll_wait,
+                    )
+                    self._handle(channel, task)
+                    backoff = self.cfg.backoff_initial
+            except TransportError as e:
+                if e.code in FATAL_CODES:
+                    raise DeviceRejected(str(e)) from e
+                wait = min(backoff, self.cfg.backoff_max) * (0.5 + self._jitter.random())
+                log.info("coordinator unreachable (%s); retrying in %.1f s", e.code, wait)
+                self._emit({"event": "reconnect", "code": e.code, "wait": wait})
+                stop.wait(wait)
+                backoff = min(backoff * 2, self.cfg.backoff_max)
+            finally:
+                channel.close()
+
+    def _handle(self, channel: FleetChannel, task: Frame) -> None:
+        kind = task.get("kind", str)
+        if kind == "idle":
+            return
+        task_id = task.get("task", str)
+        try:
+            header, payload = getattr(self, f"_on_{kind}")(channel, task)
+        except (SecAggError, ManifestError, WireError, ValueError, KeyError) as e:
+            log.warning("task %s failed: %s: %s", kind, type(e).__name__, e)
+            header, payload = {"status": "error", "error": f"{type(e).__name__}: {e}"}, b""
+        except AttributeError:
+            header, payload = {"status": "error", "error": f"unknown task kind {kind!r}"}, b""
+        self._emit({"event": kind, **{k: v for k, v in header.items() if k != "metrics"}})
+        channel.submit({"task": task_id, "status": "ok", **header}, payload)
+        if self.cfg.exit_after is not None and self.cfg.exit_after in (kind, header.get("stage")):
+            self._emit({"event": "fault_exit", "after": self.cfg.exit_after})
+            os._exit(137)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def _files(self, channel: FleetChannel, files: dict[str, str]) -> dict[str, bytes]:
+        out = {}
+        for name, digest in files.items():
+            data = self.state.cached(digest)
+            if data is None:
+                data = channel.fetch(digest)
+                self.state.cache_put(digest, data)
+            out[name] = data
+        return out
+
+    def _folder(self, channel: FleetChannel, files: dict[str, str], tag: str) -> Path:
+        key = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+        folder = self.state.root / "work" / f"{tag}-{key}"
+        if not (folder / MANIFEST_NAME).is_file():
+            self.state.materialise(folder, self._files(channel, files))
+        return folder
+
+    def _names_labels(
+        self, rows: np.ndarray, manifest: ModelManifest
+    ) -> tuple[list[str], np.ndarray]:
+        sub = self._ds.subset(rows)
+        return list(sub.names), labels_for_model(sub, manifest.languages)
+
+    def _on_train(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
+        files = task.get("train_files", dict)
+        folder = self._folder(channel, files, "train")
+        trainer = self._trainers.get(str(folder))
+        if trainer is None:
+            trainer = self._trainers[str(folder)] = OnDeviceTrainer(folder)
+        if hashlib.sha256(task.payload).hexdigest() != task.get("weights_sha256", str):
+            raise WireError("global weights do not match their announced sha256")
+        global_w = np.frombuffer(task.payload, dtype=np.float32).copy()
+        trainer.set_weights(global_w)  # checks the length against the model
+        names, labels = self._names_labels(self._train_rows, trainer.manifest)
+        ids = trainer.manifest.vocab.encode(names)
+        t = time.perf_counter()
+        losses = trainer.train_epochs(
+            ids, labels, task.get("epochs", int), float(task.get("lr", float)), self._rng
+        )
+        seconds = time.perf_counter() - t
+        self._update = (trainer.flat_weights() - global_w, len(names))
+        sa = task.get("secagg", dict)
+        cfg = SecAggConfig(
+            client_ids=tuple(int(i) for i in sa["client_ids"]),
+            vector_lengths=tuple(int(n) for n in sa["vector_lengths"]),
+            threshold=int(sa["threshold"]),
+            bit_width=int(sa["bit_width"]),
+            clip_bound=float(sa["clip_bound"]),
+            max_weight=int(sa["max_weight"]),
+            timeouts=StageTimeouts(*(float(x) for x in sa["timeouts"])),
+        )
+        self._secagg = ClientProtocol(task.get("client_id", int), cfg)
+        return {"loss": losses[-1], "train_seconds": round(seconds, 3)}, b""
+
+    def _on_secagg(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
+        if self._secagg is None or self._update is None:
+            raise WireError("secure-aggregation request without a training task this session")
+        msg = decode_message(task.payload)
+        client = self._secagg
+        reply: ClientMessage
+        if isinstance(msg, AdvertiseKeysRequest):
+            reply = client.advertise_keys(msg)
+        elif isinstance(msg, ShareKeysRequest):
+            reply = client.share_keys(msg)
+        elif isinstance(msg, MaskedInputRequest):
+            delta, n = self._update
+            reply = client.masked_input(msg, [delta], n)
+        elif isinstance(msg, UnmaskRequest):
+            reply = client.unmask(msg)
+            self._update = None  # the update is no longer needed: forget it
+        else:
+            raise WireError(f"unexpected secure-aggregation message {type(msg).__name__}")
+        return {"stage": type(msg).__name__}, reply.to_bytes()
+
+    def _on_evaluate(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
+        files = task.get("files", dict)
+        folder = self._folder(channel, files, "eval")
+        tflite = next(n for n in files if n.endswith(".tflite"))
+        clf = Classifier(folder / tflite)
+        names, labels = self._names_labels(self._hold_rows, clf.manifest)
+        m = evaluate_names(clf, names, labels)
+        metrics = {k: m[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")}
+        return {"metrics": metrics, "version": task.get("version", int)}, b""
+
+    def _on_deploy(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
+        version = task.get("version", int)
+        self.state.install(version, self._files(channel, task.get("files", dict)))
+        return {"deployed": version}, b""
+
+    def _on_stop(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
+        return {}, b""

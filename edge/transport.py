@@ -1,0 +1,109 @@
+"""The Pi's gRPC channel to the coordinator: TLS with a pinned CA, bearer token, byte frames.
+
+Three unary methods under ``/pifed.Fleet/``: ``Poll`` (long-poll for the next task), ``Submit``
+(answer a task) and ``Fetch`` (download a content-addressed blob: weights, a .tflite, a
+manifest). Messages are ``edge.wire`` frames passed as raw bytes, so no generated code is
+needed. Plaintext is possible only when asked for explicitly (``insecure=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from edge.wire import Frame, decode, encode
+
+SERVICE = "pifed.Fleet"
+METHODS = ("Poll", "Submit", "Fetch")
+# Headroom over the largest payload (weights or an artifact) for the frame header.
+FRAME_OVERHEAD = 1 << 20
+
+
+class TransportError(RuntimeError):
+    """The coordinator is unreachable or refused a call; ``code`` is the gRPC status name."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BlobMismatch(TransportError):
+    """A fetched blob's bytes do not hash to the digest that was asked for."""
+
+
+def channel_options(max_bytes: int) -> list[tuple[str, Any]]:
+    """Message limits sized from the model, plus keepalive for long polls through NAT."""
+    return [
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """How a Pi reaches its coordinator."""
+
+    target: str
+    token: str
+    ca_file: Path | None
+    insecure: bool = False
+    max_bytes: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        if not self.insecure and self.ca_file is None:
+            raise ValueError(
+                "TLS needs the coordinator's CA: pass --ca ca.pem (from `pifed certs`), "
+                "or --insecure for a plaintext test setup"
+            )
+        if not self.token:
+            raise ValueError("a device token is required; get one with `pifed enroll NAME`")
+
+
+class FleetChannel:
+    """A connected stub; methods raise TransportError with the gRPC code on failure."""
+
+    def __init__(self, cfg: ChannelConfig) -> None:
+        self.cfg = cfg
+        opts = channel_options(cfg.max_bytes)
+        if cfg.insecure:
+            self._channel = grpc.insecure_channel(cfg.target, options=opts)
+        else:
+            assert cfg.ca_file is not None
+            creds = grpc.ssl_channel_credentials(root_certificates=cfg.ca_file.read_bytes())
+            self._channel = grpc.secure_channel(cfg.target, creds, options=opts)
+        self._calls = {m: self._channel.unary_unary(f"/{SERVICE}/{m}") for m in METHODS}
+        self._meta = (("authorization", f"Bearer {cfg.token}"),)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def _call(self, method: str, header: dict[str, Any], payload: bytes, timeout: float) -> Frame:
+        try:
+            raw = self._calls[method](encode(header, payload), timeout=timeout, metadata=self._meta)
+        except grpc.RpcError as e:
+            code = e.code().name if hasattr(e, "code") and e.code() else "UNKNOWN"
+            details = e.details() if hasattr(e, "details") else str(e)
+            raise TransportError(f"{method}: {code}: {details}", code) from e
+        return decode(raw, self.cfg.max_bytes)
+
+    def poll(self, header: dict[str, Any], wait: float) -> Frame:
+        """Ask for the next task; the coordinator holds the call up to ``wait`` seconds."""
+        return self._call("Poll", header, b"", timeout=wait + 30)
+
+    def submit(self, header: dict[str, Any], payload: bytes = b"", timeout: float = 60) -> Frame:
+        """Answer the task named in ``header['task']``."""
+        return self._call("Submit", header, payload, timeout)
+
+    def fetch(self, digest: str, timeout: float = 120) -> bytes:
+        """Download a blob and verify it hashes to ``digest``."""
+        frame = self._call("Fetch", {"sha256": digest}, b"", timeout)
+        if hashlib.sha256(frame.payload).hexdigest() != digest:
+            raise BlobMismatch(f"blob {digest[:12]}… arrived corrupted", "DATA_LOSS")
+        return frame.payload

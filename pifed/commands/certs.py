@@ -1,0 +1,32 @@
+"""``pifed certs``: a CA and a server certificate for the coordinator."""
+
+from __future__ import annotations
+
+import argparse
+
+from pifed import flags
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``pifed certs --out DIR [--host H ...]``."""
+    p = sub.add_parser("certs", help="make a CA and a TLS server certificate (coordinator)")
+    flags.add_out(p, "folder for ca.pem, ca.key, server.pem, server.key")
+    p.add_argument(
+        "--host",
+        action="append",
+        metavar="NAME",
+        help="host name or address Pis use to reach the coordinator (repeatable; "
+        "default: localhost, 127.0.0.1, ::1)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the four PEM files; Pis get only ca.pem."""
+    from federated.certs import DEFAULT_HOSTS, make_certs
+
+    paths = make_certs(args.out, tuple(args.host) if args.host else DEFAULT_HOSTS)
+    print(
+        f"wrote {paths.ca_cert} (copy to every Pi) and {paths.server_cert}, "
+        f"{paths.server_key} (coordinator only)"
+    )
+    return 0

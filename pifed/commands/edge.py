@@ -1,0 +1,78 @@
+"""``pifed edge``: run this Pi as a fleet member (tflite-runtime only, no TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pifed import flags
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``pifed edge --server HOST:PORT --token T --data DIR --state DIR (--ca F | --insecure)``."""
+    p = sub.add_parser("edge", help="join a fleet: train, mask, evaluate, deploy (runs on a Pi)")
+    p.add_argument("--server", metavar="HOST:PORT", required=True, help="the coordinator")
+    p.add_argument("--token", required=True, help="this device's token from `pifed enroll`")
+    flags.add_data(p)
+    p.add_argument(
+        "--state", metavar="DIR", required=True, help="where the deployed model and caches live"
+    )
+    flags.add_tls_client(p)
+    flags.add_seed(p)
+    p.add_argument(
+        "--holdout-frac",
+        type=float,
+        default=0.2,
+        help="share of local names held out for on-device evaluation",
+    )
+    p.add_argument("--max-bytes", type=int, default=64 << 20, help="largest message accepted")
+    p.add_argument(
+        "--fault-exit-after",
+        metavar="STAGE",
+        default=None,
+        help="drills and tests: die right after answering STAGE (train, "
+        "AdvertiseKeysRequest, ShareKeysRequest, MaskedInputRequest, ...)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Poll until SIGTERM/SIGINT; one JSON line per task on stderr."""
+    from edge.fleet_client import DeviceRejected, EdgeClient, EdgeConfig
+    from edge.transport import ChannelConfig
+    from model.dataset import resolve_data_dir
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def log(event: dict[str, Any]) -> None:
+        print(json.dumps(event, sort_keys=True), file=sys.stderr, flush=True)
+
+    channel = ChannelConfig(
+        args.server,
+        args.token,
+        Path(args.ca) if args.ca else None,
+        insecure=args.insecure,
+        max_bytes=args.max_bytes,
+    )
+    client = EdgeClient(
+        channel,
+        resolve_data_dir(args.data),
+        args.state,
+        EdgeConfig(
+            holdout_frac=args.holdout_frac, seed=args.seed, exit_after=args.fault_exit_after
+        ),
+        on_event=log,
+    )
+    log({"event": "started", "names": len(client._ds), "deployed": client.state.deployed_version()})
+    try:
+        client.run(stop)
+    except DeviceRejected as e:
+        print(f"pifed edge: error: the coordinator refused this device: {e}", file=sys.stderr)
+        return 3
+    return 0

@@ -1,0 +1,106 @@
+"""``pifed server``: the fleet coordinator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pifed import flags
+
+DEFAULT_LANGUAGES = (
+    "Arabic",
+    "Chinese",
+    "Czech",
+    "Dutch",
+    "English",
+    "French",
+    "German",
+    "Greek",
+    "Irish",
+    "Italian",
+    "Japanese",
+    "Korean",
+    "Polish",
+    "Portuguese",
+    "Russian",
+    "Scottish",
+    "Spanish",
+    "Vietnamese",
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``pifed server --db FILE (--certs DIR | --insecure) [--model DIR] [round flags]``."""
+    p = sub.add_parser("server", help="run the fleet coordinator (gRPC, TLS by default)")
+    flags.add_db(p)
+    flags.add_tls_server(p)
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:7443",
+        metavar="HOST:PORT",
+        help="address to serve on (0.0.0.0:7443 to reach Pis on the LAN)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="initial model folder (manifest + artifacts); default: a fresh model "
+        "initialised into FILE.model/ on first start",
+    )
+    p.add_argument("--units", type=int, default=128, help="GRU units of a fresh model")
+    p.add_argument("--embed-dim", type=int, default=64, help="embedding size of a fresh model")
+    flags.add_fleet_rounds(p)
+    p.add_argument(
+        "--exit-after-rounds",
+        action="store_true",
+        help="stop once the rounds are done (default: keep serving deployments)",
+    )
+    flags.add_seed(p)
+
+
+def initial_model(db: str, model: str | None, units: int, embed_dim: int, seed: int) -> Path:
+    """The given model folder, or a fresh one created once beside the database."""
+    if model:
+        return Path(model)
+    folder = Path(db).with_name(Path(db).name + ".model")
+    if not (folder / "manifest.json").is_file():
+        from federated.exporter import init_model
+
+        init_model(folder, DEFAULT_LANGUAGES, seed=seed, units=units, embed_dim=embed_dim)
+    return folder
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve and run rounds until done (or SIGTERM); events as JSON lines on stdout."""
+    from federated.fleet import FleetServer
+
+    def log(event: dict[str, Any]) -> None:
+        print(json.dumps(event, sort_keys=True, default=str), flush=True)
+
+    model_dir = initial_model(args.db, args.model, args.units, args.embed_dim, args.seed)
+    fleet = FleetServer.start(
+        args.db,
+        model_dir,
+        flags.fleet_config(args),  # type: ignore[arg-type]
+        args.listen,
+        Path(args.certs) if args.certs else None,
+        log,
+    )
+    log({"event": "listening", "port": fleet.port, "tls": bool(args.certs)})
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    runner = fleet.run_rounds_in_background()
+    try:
+        while not done.is_set():
+            if not runner.is_alive() and args.exit_after_rounds:
+                break
+            done.wait(0.5)
+    finally:
+        fleet.close()
+    print("pifed server: stopped", file=sys.stderr)
+    return 0

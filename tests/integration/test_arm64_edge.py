@@ -1,0 +1,451 @@
+"""The edge subset on an emulated Raspberry Pi, compared with the same code on x86 in one run.
+
+tools/arm64/setup.sh builds Raspberry Pi OS Bookworm's userland (Debian bookworm arm64, Python
+3.11.2, glibc 2.36) under qemu-user and installs the project's wheel with the ``edge`` extra as
+aarch64 wheels: no TensorFlow. tools/arm64/python runs that interpreter. Each check below runs a
+driver from tests/arm64/ there *and* under this (x86) interpreter, and compares:
+
+* every inference artifact of the ``trained_run`` model loads and evaluates with the Pi's code
+  (``edge.evaluate``); metrics and logits match x86 within the tolerances documented at
+  ``logit_tolerance``;
+* the TFLite training step trains on aarch64 (the loss falls), tracks x86, and the initial
+  weights restore bit for bit;
+* the secure-aggregation client's tests and the known-answer vector pass under emulation, and
+  seeded rounds (with dropouts, stochastic rounding, Shamir recovery, a 64-bit ring) produce
+  byte-identical messages on aarch64 and x86;
+* the emulated interpreter has the edge set only: ``import tensorflow`` fails there.
+
+Timings, the largest logit differences, the digests and the aarch64 edge set's size against the
+x86 full venv go to ``arm64_edge_figures.json`` in a pytest temp dir (its path is printed at the
+end of the module). setup.sh needs qemu-user-static: it installs it with apt-get when missing.
+Without CI set and on a machine that cannot install it, the module skips; in CI it never skips.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.metrics import classification_metrics
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARM64 = ROOT / "tools" / "arm64"
+EMULATED_PYTHON = ARM64 / "python"
+DRIVERS = ROOT / "tests" / "arm64"
+KAT_TEST_FILE = ROOT / "tests" / "federated" / "test_secagg_server.py"
+# The Pi's half of secure aggregation: the client library's tests, the known-answer vector and
+# one full round with dropouts at three stages (a failing or missing node id fails the run).
+EMULATED_SECAGG_TESTS = (
+    "tests/edge/secagg",
+    f"{KAT_TEST_FILE.relative_to(ROOT)}::test_known_answer_vector_of_a_three_client_round",
+    f"{KAT_TEST_FILE.relative_to(ROOT)}::test_dropouts_spread_over_several_stages_still_give_the_exact_sum",
+)
+KINDS = ("float", "dynamic", "int8")
+HEAVY_DISTS = {"tensorflow", "tensorflow-cpu", "tensorflow-federated", "keras", "tf-keras", "jax"}
+EDGE_DISTS = {"pifed", "numpy", "tflite-runtime", "pycryptodome", "grpcio", "protobuf"}
+# float32 kernels (XNNPACK on NEON vs AVX) sum in a different order: a few ulp of the logits.
+FLOAT_ATOL = 1e-4
+
+TIMINGS: dict[str, float] = {}
+FIGURES: dict = {}
+
+
+def arm64_cache() -> Path:
+    return Path(os.environ.get("PIFED_ARM64_CACHE", Path.home() / ".cache" / "pifed" / "arm64"))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def can_install_qemu() -> bool:
+    """qemu-user-static is there, or apt-get can install it (root or passwordless sudo)."""
+    if shutil.which("qemu-aarch64-static"):
+        return True
+    if not shutil.which("apt-get"):
+        return False
+    if os.geteuid() == 0:
+        return True
+    if not shutil.which("sudo"):
+        return False
+    return subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
+
+
+def run_timed(name: str, cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` from the repo root, record its wall time, and require exit status 0."""
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    TIMINGS[name] = round(time.perf_counter() - t, 1)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+def dir_size(path: Path, skip: str | None = None) -> int:
+    """Bytes on disk under ``path`` (like du: allocated blocks, hard links once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for base, dirs, files in os.walk(path):
+        if skip is not None:
+            dirs[:] = [d for d in dirs if d != skip]
+        for name in files:
+            st = os.lstat(os.path.join(base, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def kat_constant() -> str:
+    """KAT_SHA256 as tests/federated/test_secagg_server.py states it (parsed, not imported)."""
+    for node in ast.parse(KAT_TEST_FILE.read_text()).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "KAT_SHA256" for t in targets):
+                return ast.literal_eval(node.value)  # type: ignore[arg-type]
+    raise AssertionError(f"no KAT_SHA256 in {KAT_TEST_FILE}")
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def arm64_userland(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Runs tools/arm64/setup.sh once per session (about 3 s when its cache is warm)."""
+    if not in_ci() and not can_install_qemu():
+        pytest.skip(
+            "qemu-aarch64-static is not installed and this machine cannot install it (needs "
+            "apt-get and root or passwordless sudo); CI always can, so these run there"
+        )
+    env = dict(os.environ)
+    if env.get("UV"):  # `uv run` names its binary; setup.sh builds the wheel with it
+        env["PATH"] = f"{Path(env['UV']).parent}{os.pathsep}{env.get('PATH', '')}"
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [str(ARM64 / "setup.sh"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=env,
+    )
+    TIMINGS["setup.sh"] = round(time.perf_counter() - t, 1)
+    log = tmp_path_factory.mktemp("arm64-setup") / "setup.log"
+    log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"tools/arm64/setup.sh failed (exit {proc.returncode}; full log {log}):\n"
+            f"{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}",
+            pytrace=False,
+        )
+    return arm64_cache()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def figures_file(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """After the module: write the timings and figures to JSON and print where."""
+    t0 = time.perf_counter()
+    yield
+    if not TIMINGS:
+        return
+    steps = dict(TIMINGS)
+    TIMINGS["emulated_subset"] = round(
+        sum(v for k, v in steps.items() if k == "setup.sh" or k.startswith("aarch64")), 1
+    )
+    TIMINGS["x86_side"] = round(sum(v for k, v in steps.items() if k.startswith("x86")), 1)
+    # From this module's first test (the session fixtures, e.g. trained_run, come before).
+    TIMINGS["module_tests_wall"] = round(time.perf_counter() - t0, 1)
+    path = tmp_path_factory.mktemp("arm64-figures") / "arm64_edge_figures.json"
+    path.write_text(json.dumps({"timings_s": TIMINGS, **FIGURES}, indent=1))
+    summary = ", ".join(f"{k} {v}s" for k, v in TIMINGS.items())
+    line = f"arm64 edge: {summary}; figures in {path}"
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():  # visible without -s
+        reporter.write_line("")
+        reporter.write_line(line)
+
+
+def _edge_session(python: list[str], name: str, trained_run: Path, out: Path) -> tuple[dict, dict]:
+    run_timed(
+        name,
+        [
+            *python,
+            str(DRIVERS / "edge_driver.py"),
+            str(trained_run / "model"),
+            str(trained_run / "test_names"),
+            str(out),
+        ],
+        timeout=900,
+    )
+    report = json.loads((out / "report.json").read_text())
+    with np.load(out / "arrays.npz") as arrays:
+        return report, dict(arrays)
+
+
+@pytest.fixture(scope="module")
+def edge_sessions(
+    arm64_userland: Path, trained_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[dict, dict]]:
+    """The same edge session (evaluate every artifact, train, restore) on aarch64 and x86."""
+    out = tmp_path_factory.mktemp("arm64-edge")
+    return {
+        "aarch64": _edge_session(
+            [str(EMULATED_PYTHON), "-P"], "aarch64 edge session", trained_run, out / "aarch64"
+        ),
+        "x86_64": _edge_session(
+            [sys.executable, "-P"], "x86 edge session", trained_run, out / "x86_64"
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def secagg_rounds(arm64_userland: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("arm64-secagg")
+    reports = {}
+    for arch, python in (
+        ("aarch64", [str(EMULATED_PYTHON), "-P"]),
+        ("x86_64", [sys.executable, "-P"]),
+    ):
+        path = out / f"{arch}.json"
+        label = "aarch64 secagg rounds" if arch == "aarch64" else "x86 secagg rounds"
+        run_timed(label, [*python, str(DRIVERS / "secagg_driver.py"), str(path)], timeout=600)
+        reports[arch] = json.loads(path.read_text())
+    return reports
+
+
+# -- the emulated Pi -------------------------------------------------------------------------------
+
+
+def test_emulated_pi_has_the_edge_set_only_and_imports_no_tensorflow(
+    edge_sessions: dict[str, tuple[dict, dict]], arm64_userland: Path
+) -> None:
+    pi, _ = edge_sessions["aarch64"]
+    x86, _ = edge_sessions["x86_64"]
+    assert pi["platform"]["machine"] == "aarch64"
+    assert pi["platform"]["python"].startswith("3.11.")
+    assert pi["platform"]["libc"].startswith("glibc ")
+    assert pi["tensorflow"]["import_tensorflow"] == "ModuleNotFoundError"
+    assert not any(pi["tensorflow"]["installed"].values()), pi["tensorflow"]
+    site = arm64_userland / "site"
+    for key in ("edge_from", "model_from"):  # the installed wheel, not the checkout
+        assert Path(pi["platform"][key]).is_relative_to(site), pi["platform"]
+    assert pi["platform"]["runtime"] == x86["platform"]["runtime"] == "tflite_runtime"
+    assert pi["tf_modules_loaded"] == [] and x86["tf_modules_loaded"] == []
+    FIGURES["aarch64_platform"] = pi["platform"]
+
+
+def logit_tolerance(kind: str, x86: tuple[dict, dict]) -> float:
+    """How far an aarch64 logit may be from x86's, for the same artifact and name.
+
+    float: FLOAT_ATOL (XNNPACK's float kernels sum in another order on NEON than on AVX).
+    dynamic: the artifact's own quantisation error on x86 (max |dynamic - float| there): its
+    activations are quantised at run time, and a rounding tie can go the other way on NEON.
+    int8: one step of the int8 output (plus float32 rounding of the dequantised value): ARM's
+    and x86's requantisation round differently, so an output may be one level off; the test
+    also checks this on the integer levels themselves.
+    """
+    report, arrays = x86
+    if kind == "float":
+        return FLOAT_ATOL
+    if kind == "dynamic":
+        return float(np.abs(arrays["logits_dynamic"] - arrays["logits_float"]).max())
+    scale = report["output_quantization"]["int8"]["scale"]
+    return scale + float(np.abs(arrays["logits_int8"]).max()) * 2.0**-22
+
+
+def int8_levels(logits: np.ndarray, quantization: dict) -> np.ndarray:
+    """The int8 output levels the dequantised logits came from."""
+    return np.rint(logits / quantization["scale"]).astype(np.int64) + quantization["zero_point"]
+
+
+def test_every_inference_artifact_gives_the_x86_metrics_on_aarch64(
+    edge_sessions: dict[str, tuple[dict, dict]],
+) -> None:
+    pi, pi_arrays = edge_sessions["aarch64"]
+    x86, x86_arrays = edge_sessions["x86_64"]
+    labels = x86_arrays["labels"]
+    np.testing.assert_array_equal(pi_arrays["labels"], labels)
+    figures: dict[str, dict] = {}
+    FIGURES["artifacts"] = figures  # filled as it goes: kept even when an assertion fails
+    for kind in KINDS:
+        pi_logits, x86_logits = pi_arrays[f"logits_{kind}"], x86_arrays[f"logits_{kind}"]
+        assert pi_logits.shape == x86_logits.shape and len(x86_logits) == len(labels)
+        # The Pi computed its metrics from exactly these logits, as x86 would have.
+        n_classes = pi_logits.shape[1]
+        for report, logits in ((pi, pi_logits), (x86, x86_logits)):
+            expected = classification_metrics(labels, logits.argmax(axis=1), n_classes)
+            got = {k: v for k, v in report["eval"][kind].items() if k in expected}
+            assert got == expected, kind
+        diff = float(np.abs(pi_logits - x86_logits).max())
+        tolerance = logit_tolerance(kind, edge_sessions["x86_64"])
+        flipped = int(np.count_nonzero(pi_logits.argmax(axis=1) != x86_logits.argmax(axis=1)))
+        figures[kind] = {
+            "max_abs_logit_diff": diff,
+            "tolerance": tolerance,
+            "predictions_differing": flipped,
+            "n": len(labels),
+            "accuracy_aarch64": pi["eval"][kind]["accuracy"],
+            "accuracy_x86": x86["eval"][kind]["accuracy"],
+        }
+        assert diff <= tolerance, (kind, diff, tolerance)
+        if kind == "int8":
+            quantization = x86["output_quantization"]["int8"]
+            assert pi["output_quantization"]["int8"] == quantization
+            levels = np.abs(
+                int8_levels(pi_logits, quantization) - int8_levels(x86_logits, quantization)
+            )
+            assert levels.max() <= 1, levels.max()
+            figures[kind]["max_level_diff"] = int(levels.max())
+            figures[kind]["outputs_one_level_off"] = int(np.count_nonzero(levels))
+        if kind == "float":  # same predictions, hence the very same metrics
+            assert flipped == 0
+            assert pi["eval"]["float"] == x86["eval"]["float"]
+
+
+def test_on_device_training_on_aarch64_lowers_the_loss_and_tracks_x86(
+    edge_sessions: dict[str, tuple[dict, dict]],
+) -> None:
+    pi, pi_arrays = edge_sessions["aarch64"]
+    x86, x86_arrays = edge_sessions["x86_64"]
+    losses = pi["losses"]
+    assert losses[-1] < losses[0] * 0.9, losses
+    np.testing.assert_allclose(losses, x86["losses"], rtol=0, atol=FLOAT_ATOL)
+    assert pi["restored_exactly"] and x86["restored_exactly"]
+    # Restoring gives back the untrained model's outputs bit for bit.
+    np.testing.assert_array_equal(pi_arrays["restored_logits"], pi_arrays["infer_logits"])
+    assert not np.allclose(pi_arrays["trained_logits"], pi_arrays["infer_logits"])
+    np.testing.assert_allclose(
+        pi_arrays["trained_logits"], x86_arrays["trained_logits"], atol=FLOAT_ATOL
+    )
+    weight_diff = 0.0
+    for i in range(x86["num_weights"]):
+        initial, trained = pi_arrays[f"initial_{i}"], pi_arrays[f"trained_{i}"]
+        # get_weights reads the same train.tflite: identical bits on both architectures.
+        assert initial.dtype == x86_arrays[f"initial_{i}"].dtype
+        np.testing.assert_array_equal(initial, x86_arrays[f"initial_{i}"])
+        np.testing.assert_allclose(trained, x86_arrays[f"trained_{i}"], rtol=0, atol=FLOAT_ATOL)
+        weight_diff = max(weight_diff, float(np.abs(trained - x86_arrays[f"trained_{i}"]).max()))
+    FIGURES["training"] = {
+        "losses_aarch64": losses,
+        "losses_x86": x86["losses"],
+        "max_abs_trained_weight_diff": weight_diff,
+        "max_abs_trained_logit_diff": float(
+            np.abs(pi_arrays["trained_logits"] - x86_arrays["trained_logits"]).max()
+        ),
+    }
+
+
+def test_secagg_client_tests_and_known_answer_vector_pass_on_aarch64(
+    arm64_userland: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "pytest.json"
+    run_timed(
+        "aarch64 secagg tests",
+        [
+            str(EMULATED_PYTHON),
+            "-P",
+            str(DRIVERS / "run_pytest.py"),
+            str(out),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *EMULATED_SECAGG_TESTS,
+        ],
+        timeout=900,
+    )
+    report = json.loads(out.read_text())
+    assert report["exit_status"] == 0 and not report["failed"], report
+    assert report["machine"] == "aarch64"
+    assert set(report["outcomes"]) == {"passed"}, report["outcomes"]  # nothing skipped
+    site = arm64_userland / "site"
+    assert Path(report["edge_from"]).is_relative_to(site), report
+    assert Path(report["federated_from"]).is_relative_to(site), report
+    assert report["tf_modules_loaded"] == []
+    FIGURES["aarch64_secagg_tests_passed"] = report["outcomes"]["passed"]
+
+
+def test_secagg_rounds_give_byte_identical_messages_on_aarch64_and_x86(
+    secagg_rounds: dict,
+) -> None:
+    pi, x86 = secagg_rounds["aarch64"], secagg_rounds["x86_64"]
+    assert pi["platform"]["machine"] == "aarch64" and x86["platform"]["machine"] == "x86_64"
+    # The driver's "kat" round is the known-answer test's round, message for message.
+    assert x86["rounds"]["kat"]["digest"] == kat_constant()
+    for name, x86_round in x86["rounds"].items():
+        pi_round = pi["rounds"][name]
+        first = next(
+            (
+                i
+                for i, (a, b) in enumerate(
+                    zip(pi_round["message_sha256"], x86_round["message_sha256"], strict=False)
+                )
+                if a != b
+            ),
+            None,
+        )
+        assert pi_round["messages"] == x86_round["messages"], name
+        assert first is None, f"{name}: message {first} differs between aarch64 and x86"
+        assert pi_round["digest"] == x86_round["digest"], name
+        assert pi_round["result"] == x86_round["result"], name
+    FIGURES["secagg"] = {
+        name: {
+            "messages": r["messages"],
+            "digest_aarch64": pi["rounds"][name]["digest"],
+            "digest_x86": r["digest"],
+        }
+        for name, r in x86["rounds"].items()
+    }
+
+
+# -- the edge fleet client -------------------------------------------------------------------------
+# PLACE FOR THE FLEET CLIENT'S STARTUP UNDER EMULATION (issue 7, later part): start `pifed edge`
+# (the fleet client) with tools/arm64/python against an x86 coordinator on 127.0.0.1 and check
+# that it connects and reports ready. Not written yet: the fleet runtime is not in the tree.
+
+
+# -- what the Pi installs --------------------------------------------------------------------------
+
+
+def test_aarch64_edge_set_has_no_tensorflow_and_is_smaller_than_the_x86_full_set(
+    arm64_userland: Path,
+) -> None:
+    site = arm64_userland / "site"
+    dists = set()
+    for meta in site.glob("*.dist-info/METADATA"):
+        for line in meta.read_text(errors="replace").splitlines():
+            if line.startswith("Name: "):
+                dists.add(line[6:].strip().lower().replace("_", "-"))
+                break
+    assert EDGE_DISTS.issubset(dists), EDGE_DISTS - dists
+    assert not dists & HEAVY_DISTS, dists & HEAVY_DISTS
+    x86_site = Path(sysconfig.get_paths()["purelib"])
+    assert any(x86_site.glob("tensorflow-*.dist-info")), f"{x86_site} is not the full venv"
+    edge_bytes = dir_size(site)
+    full_bytes = dir_size(x86_site)
+    assert edge_bytes < full_bytes
+    mb = 1 << 20
+    FIGURES["install_size_mb"] = {
+        "aarch64_edge_set": round(edge_bytes / mb, 1),
+        "aarch64_edge_set_without_pycache": round(dir_size(site, skip="__pycache__") / mb, 1),
+        "x86_full_venv_site_packages": round(full_bytes / mb, 1),
+        "edge_over_full": round(edge_bytes / full_bytes, 4),
+        "aarch64_distributions": sorted(dists),
+        "x86_site": str(x86_site),
+    }

@@ -1,0 +1,326 @@
+"""The fleet runtime with real processes on loopback: a TLS coordinator, `pifed edge`
+subprocesses, real secure aggregation, a real SQLite file and real TFLite training."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from fleet_harness import Edge, write_device_names  # tests/integration on sys.path
+
+from edge.transport import ChannelConfig, FleetChannel, TransportError
+from edge.wire import encode
+from federated.certs import make_certs
+from federated.coordinator import FleetConfig
+from federated.fleet import FleetServer
+from federated.gate import GateConfig
+from federated.store import Store
+from model.dataset import NamesDataset, load_names
+
+NAMES_PER_DEVICE = 300
+
+
+@pytest.fixture(scope="module")
+def ds(data_dir: Path) -> NamesDataset:
+    return load_names(data_dir)
+
+
+@pytest.fixture(scope="module")
+def fleet_model(tmp_path_factory: pytest.TempPathFactory, ds: NamesDataset) -> Path:
+    from federated.exporter import init_model
+
+    out = tmp_path_factory.mktemp("init-model")
+    init_model(out, ds.languages, seed=0, units=8, embed_dim=8, bidirectional=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_certs(tmp_path_factory.mktemp("certs")).ca_cert.parent
+
+
+def _cfg(rounds: int = 1, min_devices: int = 2, **kw: object) -> FleetConfig:
+    base: dict = dict(
+        rounds=rounds,
+        min_devices=min_devices,
+        local_epochs=1,
+        client_lr=0.5,
+        stage_timeout=8.0,
+        train_timeout=20.0,
+        eval_timeout=60.0,
+        poll_wait=1.0,
+        live_window=15.0,
+        wait_devices_timeout=120.0,
+        gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
+    )
+    base.update(kw)
+    return FleetConfig(**base)
+
+
+class Fleet:
+    """A coordinator in this process and N edge subprocesses."""
+
+    def __init__(
+        self,
+        root: Path,
+        model: Path,
+        certs: Path,
+        ds: NamesDataset,
+        n: int,
+        cfg: FleetConfig,
+        faults: dict[int, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.store_path = root / "fleet.db"
+        store = Store(self.store_path)
+        self.tokens = {f"pi-{i}": store.enroll(f"pi-{i}") for i in range(n)}
+        store.close()
+        self.server = FleetServer.start(self.store_path, model, cfg, "127.0.0.1:0", certs)
+        rng = np.random.default_rng(0)
+        rows = rng.permutation(len(ds))
+        self.edges = [
+            Edge(
+                name,
+                self.server.port,
+                token,
+                write_device_names(
+                    ds,
+                    rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE],
+                    root / name / "names",
+                ),
+                root,
+                certs / "ca.pem",
+                seed=i,
+                exit_after=(faults or {}).get(i),
+            )
+            for i, (name, token) in enumerate(self.tokens.items())
+        ]
+
+    def close(self) -> None:
+        for e in self.edges:
+            e.stop()
+        self.server.close()
+
+
+@pytest.fixture
+def fleet_factory(tmp_path: Path, fleet_model: Path, certs: Path, ds: NamesDataset) -> Iterator:
+    made: list[Fleet] = []
+
+    def make(n: int, cfg: FleetConfig, faults: dict[int, str] | None = None) -> Fleet:
+        f = Fleet(tmp_path, fleet_model, certs, ds, n, cfg, faults)
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()
+
+
+def test_a_round_trains_aggregates_evaluates_promotes_and_deploys(fleet_factory) -> None:
+    fleet = fleet_factory(2, _cfg(rounds=1))
+    summaries = fleet.server.coordinator.run()
+    assert summaries[0]["ok"], summaries
+    assert summaries[0]["survivors"] == 2 and summaries[0]["promoted"]
+    store = fleet.server.store
+    deployed = store.deployed()
+    assert deployed is not None and deployed.version == summaries[0]["version"]
+    for edge in fleet.edges:  # the promoted version lands on every Pi, atomically
+        edge.wait_for(
+            lambda e: e.get("event") == "deploy" and e.get("deployed") == deployed.version
+        )
+        assert (edge.state / "current").resolve().name == f"v{deployed.version}"
+        kinds = [e["event"] for e in edge.events()]
+        assert kinds.count("secagg") == 4 and "train" in kinds and "evaluate" in kinds
+    assert [r["status"] for r in store.rounds()] == ["completed"]
+
+
+def test_pis_dying_at_every_stage_still_give_the_survivors_sum(fleet_factory) -> None:
+    # n = 13, t = floor(26/3) + 1 = 9: up to 4 may drop. One Pi dies right after answering
+    # each step, so one drops at AdvertiseKeys, ShareKeys, MaskedInputCollection, Unmasking.
+    faults = {0: "train", 1: "AdvertiseKeysRequest", 2: "ShareKeysRequest", 3: "MaskedInputRequest"}
+    fleet = fleet_factory(13, _cfg(rounds=1, min_devices=13), faults)
+    summaries = fleet.server.coordinator.run()
+    assert summaries[0]["ok"], summaries
+    store = fleet.server.store
+    (dropped_json,) = store._db.execute("SELECT dropped FROM secagg_sessions").fetchone()
+    dropped_stages = sorted(json.loads(dropped_json).values())
+    assert dropped_stages == sorted(
+        ["ADVERTISE_KEYS", "SHARE_KEYS", "MASKED_INPUT_COLLECTION", "UNMASKING"]
+    ), dropped_stages
+    # The masked input of the Pi that died before unmasking is in the sum; the others are not.
+    assert summaries[0]["survivors"] == 10
+    for edge in fleet.edges[:4]:
+        assert edge.proc.wait(30) == 137
+
+
+def test_too_many_dropouts_abort_cleanly_and_the_next_round_succeeds(fleet_factory) -> None:
+    fleet = fleet_factory(3, _cfg(rounds=2, min_devices=2), {0: "AdvertiseKeysRequest"})
+    summaries = fleet.server.coordinator.run()  # t = 3 for n = 3: one dropout is too many
+    rounds = fleet.server.store.rounds()
+    assert [r["status"] for r in rounds] == ["aborted", "completed"], rounds
+    assert "secure aggregation aborted" in rounds[0]["reason"]
+    assert not summaries[0]["ok"] and summaries[1]["ok"]
+    assert len(rounds[1]["survivors"]) == 2  # the next round runs with who is left
+    assert fleet.server.store.versions()[-1].round_id == rounds[1]["id"]  # nothing from round 1
+
+
+def _channel(port: int, token: str, certs: Path | None, insecure: bool = False) -> FleetChannel:
+    return FleetChannel(
+        ChannelConfig(
+            f"127.0.0.1:{port}",
+            token,
+            None if insecure else certs / "ca.pem",
+            insecure=insecure,
+            max_bytes=1 << 20,
+        )
+    )
+
+
+def test_hostile_and_bad_input_is_rejected_with_a_reason_and_the_round_unaffected(
+    fleet_factory, certs: Path
+) -> None:
+    fleet = fleet_factory(2, _cfg(rounds=1))
+    port, service = fleet.server.port, fleet.server.service
+    store = Store(fleet.store_path)
+    revoked = store.enroll("pi-stolen")
+    store.revoke("pi-stolen")
+    store.close()
+    good = fleet.tokens["pi-0"]
+    runner = fleet.server.run_rounds_in_background()
+    fleet.edges[0].wait_for(lambda e: e.get("event") == "train")
+
+    def code_of(fn) -> str:
+        with pytest.raises(TransportError) as info:
+            fn()
+        return info.value.code
+
+    assert code_of(lambda: _channel(port, "forged", certs).poll({}, 1)) == "UNAUTHENTICATED"
+    assert code_of(lambda: _channel(port, revoked, certs).poll({}, 1)) == "PERMISSION_DENIED"
+    # A replayed / stale submission: a task id that is not open.
+    assert (
+        code_of(lambda: _channel(port, good, certs).submit({"task": "0" * 32, "status": "ok"}))
+        == "FAILED_PRECONDITION"
+    )
+    # A malformed frame, sent raw.
+    ch = grpc.secure_channel(
+        f"127.0.0.1:{port}", grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes())
+    )
+    call = ch.unary_unary("/pifed.Fleet/Submit")
+    with pytest.raises(grpc.RpcError) as info:
+        call(b"\x00garbage", metadata=(("authorization", f"Bearer {good}"),), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # An oversized message.
+    with pytest.raises(grpc.RpcError) as info:
+        call(
+            encode({"task": "x"}, b"\0" * (service.max_bytes + 2_000_000)),
+            metadata=(("authorization", f"Bearer {good}"),),
+            timeout=30,
+        )
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    ch.close()
+    # A plaintext connection to the TLS server.
+    assert code_of(lambda: _channel(port, good, certs, insecure=True).poll({}, 1)) == "UNAVAILABLE"
+    # A blob no version references.
+    assert code_of(lambda: _channel(port, good, certs).fetch("ab" * 32)) == "NOT_FOUND"
+    runner.join(180)
+    rounds = fleet.server.store.rounds()
+    assert rounds[0]["status"] == "completed" and len(rounds[0]["survivors"]) == 2
+    assert any("malformed" in r for r in service.rejections)
+    assert any("not open" in r for r in service.rejections)
+
+
+def test_coordinator_kill_9_mid_round_keeps_history_and_reruns_with_fresh_keys(
+    tmp_path: Path, fleet_model: Path, certs: Path, ds: NamesDataset
+) -> None:
+    db = tmp_path / "fleet.db"
+    store = Store(db)
+    tokens = [store.enroll(f"pi-{i}") for i in range(2)]
+    store.close()
+    port = 20000 + os.getpid() % 20000
+
+    def server() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pifed",
+                "server",
+                "--db",
+                str(db),
+                "--certs",
+                str(certs),
+                "--model",
+                str(fleet_model),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--rounds",
+                "2",
+                "--gate-min-accuracy",
+                "0",
+                "--gate-tolerance",
+                "1",
+                "--stage-timeout",
+                "8",
+                "--exit-after-rounds",
+            ],
+            stdout=open(tmp_path / "server.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    coordinator = server()
+    rows = np.random.default_rng(1).permutation(len(ds))
+    edges = [
+        Edge(
+            f"pi-{i}",
+            port,
+            t,
+            write_device_names(
+                ds, rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE], tmp_path / f"d{i}"
+            ),
+            tmp_path,
+            certs / "ca.pem",
+            seed=i,
+        )
+        for i, t in enumerate(tokens)
+    ]
+    try:
+        # Round 1 completes, then kill -9 during round 2's secure aggregation.
+        edges[0].wait_for(lambda e: e.get("event") == "deploy", timeout=240)
+        edges[0].wait_for(
+            lambda e: sum(x.get("stage") == "ShareKeysRequest" for x in edges[0].events()) >= 2,
+            timeout=240,
+        )
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait()
+        before = Store(db)
+        done_before = [r for r in before.rounds() if r["status"] == "completed"]
+        versions_before = [v.version for v in before.versions()]
+        before.close()
+        assert len(done_before) == 1
+        coordinator = server()  # same db, same port: the Pis reconnect by themselves
+        assert coordinator.wait(300) == 0, (tmp_path / "server.log").read_text()[-3000:]
+        after = Store(db)
+        rounds = after.rounds()
+        statuses = [r["status"] for r in rounds]
+        assert statuses[0] == "completed" and statuses[1] == "aborted", statuses
+        assert "restarted" in rounds[1]["reason"]
+        assert statuses.count("completed") == 3  # 1 before the crash, 2 after the restart
+        assert set(versions_before) <= {v.version for v in after.versions()}
+        sessions = after._db.execute("SELECT session_id, status FROM secagg_sessions").fetchall()
+        assert len({s for s, _ in sessions}) == len(sessions)  # every session has fresh keys
+        assert "aborted" in {st for _, st in sessions}
+        after.close()
+        assert any(e.get("event") == "reconnect" for e in edges[0].events())
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+        for e in edges:
+            e.stop()
