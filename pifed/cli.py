@@ -27,6 +27,7 @@ COMMANDS = (
     "train",
     "evaluate",
     "predict",
+    "simulate",
     "certs",
     "enroll",
     "devices",

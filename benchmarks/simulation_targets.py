@@ -1,0 +1,187 @@
+"""The simulation's targets, measured in one run each, through the same code as `pifed simulate`.
+
+Usage:
+    uv run --frozen python benchmarks/simulation_targets.py iid     [--rounds 10] [--units 128]
+    uv run --frozen python benchmarks/simulation_targets.py skew    [--rounds 10] [--units 128]
+    uv run --frozen python benchmarks/simulation_targets.py scaling [--rounds 10] [--units 16]
+
+- ``iid``: 2 clients, iid, ``--compare``: centralized reference vs federated-plain vs
+  federated-secure at the same number of epochs (rounds x 1 local epoch). Targets: secure
+  within 1 point of centralized, secure within 0.5 points of plain (global test accuracy,
+  float artifact, last round).
+- ``skew``: 2 clients, sorted-halves (each device sees about half of the languages), secure,
+  compared with the centralized reference; reports the first round within 3 points.
+- ``scaling``: 10, 30 and 100 clients, iid, secure; round time split into TFF training and
+  the per-round TFLite export + on-device evaluation.
+
+Each mode writes ``OUT/<mode>/`` (metrics.csv, metrics.json, curves.png, model/) and
+``OUT/<mode>.json`` with the figures printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+CLIENT_COUNTS = (10, 30, 100)
+
+
+def _run(ds: Any, out: Path, compare: bool, **overrides: Any) -> Any:
+    from federated.sim_report import write_all
+    from federated.simulation import SimulationConfig, simulate
+
+    cfg = SimulationConfig(**overrides)
+
+    def on_round(r: Any) -> None:
+        print(
+            f"  {r.run} r{r.round}: test {r.test_accuracy:.4f} bal {r.test_balanced_accuracy:.4f}"
+            f" fleet {r.fleet_accuracy:.4f} train {r.train_seconds:.1f}s"
+            f" eval {r.eval_seconds:.1f}s",
+            flush=True,
+        )
+
+    result = simulate(ds, cfg, out, compare=compare, on_round=on_round)
+    write_all(result, out)
+    return result
+
+
+def _acc(result: Any, run: str) -> list[float]:
+    return [r.test_accuracy for r in next(x for x in result.runs if x.name == run).rounds]
+
+
+def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """2 clients, iid: federated (plain and secure) vs centralized at equal epochs."""
+    res = _run(
+        ds,
+        out / "iid",
+        compare=True,
+        clients=2,
+        rounds=args.rounds,
+        units=args.units,
+        embed_dim=args.embed_dim,
+        seed=args.seed,
+    )
+    cen, plain, sec = (_acc(res, n) for n in ("centralized", "federated-plain", "federated-secure"))
+    return {
+        "model": _model(args),
+        "epochs": args.rounds,
+        "centralized_final": cen[-1],
+        "plain_final": plain[-1],
+        "secure_final": sec[-1],
+        "secure_minus_centralized_points": 100 * (sec[-1] - cen[-1]),
+        "secure_minus_plain_points": 100 * (sec[-1] - plain[-1]),
+        "per_round": {"centralized": cen, "federated-plain": plain, "federated-secure": sec},
+        "seconds": res.seconds,
+    }
+
+
+def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """2 clients, sorted-halves, secure, vs the centralized reference at equal epochs.
+
+    The reference is taken from OUT/iid.json when that run used the same rounds, model and
+    seed (same global test split; the centralized run trains on all devices' names, so the
+    partition changes only which names the devices hold out); otherwise it is run here.
+    """
+    iid_file = out / "iid.json"
+    ref = json.loads(iid_file.read_text()) if iid_file.is_file() else None
+    same = ref is not None and ref["epochs"] == args.rounds and ref["model"] == _model(args)
+    res = _run(
+        ds,
+        out / "skew",
+        compare=not same,
+        clients=2,
+        partition="sorted-halves",
+        rounds=args.rounds,
+        units=args.units,
+        embed_dim=args.embed_dim,
+        seed=args.seed,
+    )
+    cen = ref["per_round"]["centralized"] if same and ref else _acc(res, "centralized")
+    sec = _acc(res, "federated-secure")
+    within = next((i + 1 for i, a in enumerate(sec) if a >= cen[-1] - 0.03), None)
+    return {
+        "model": _model(args),
+        "epochs": args.rounds,
+        "centralized_from": "iid.json" if same else "this run",
+        "centralized_final": cen[-1],
+        "secure_final": sec[-1],
+        "secure_minus_centralized_points": 100 * (sec[-1] - cen[-1]),
+        "first_round_within_3_points_of_centralized_final": within,
+        "per_round": {"centralized": cen, "federated-secure": sec},
+        "seconds": res.seconds,
+    }
+
+
+def _model(args: argparse.Namespace) -> str:
+    return f"GRU-{args.units} embed {args.embed_dim}"
+
+
+def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Round time for 10, 30 and 100 clients (all sampled every round)."""
+    rows = []
+    for n in CLIENT_COUNTS:
+        start = time.perf_counter()
+        res = _run(
+            ds,
+            out / f"scaling-{n}",
+            compare=False,
+            clients=n,
+            # The full count for the largest fleet; 3 rounds give the others' round time.
+            rounds=args.rounds if n == max(CLIENT_COUNTS) else min(args.rounds, 3),
+            units=args.units,
+            embed_dim=args.embed_dim,
+            seed=args.seed,
+        )
+        rounds = res.runs[0].rounds
+        later = rounds[1:] or rounds  # round 1 includes TFF tracing
+        rows.append(
+            {
+                "clients": n,
+                "rounds": len(rounds),
+                "first_round_train_s": rounds[0].train_seconds,
+                "mean_train_s_after_first": sum(r.train_seconds for r in later) / len(later),
+                "mean_eval_s": sum(r.eval_seconds for r in rounds) / len(rounds),
+                "total_s": time.perf_counter() - start,
+                "final_test_accuracy": rounds[-1].test_accuracy,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return {"model": _model(args), "rows": rows}
+
+
+def main() -> int:
+    """Run one mode, print its figures, write OUT/<mode>.json."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=("iid", "skew", "scaling"))
+    ap.add_argument("--data", help="names folder (default: $PIFED_DATA)")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--units", type=int, default=None)
+    ap.add_argument("--embed-dim", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="runs/bench-sim")
+    args = ap.parse_args()
+    small = args.mode == "scaling"
+    args.rounds = args.rounds or 10
+    args.units = args.units or (16 if small else 128)
+    args.embed_dim = args.embed_dim or (8 if small else 64)
+
+    from model.dataset import load_names, resolve_data_dir
+
+    ds = load_names(resolve_data_dir(args.data))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"iid": iid, "skew": skew, "scaling": scaling}[args.mode](ds, out, args)
+    figures["command"] = f"benchmarks/simulation_targets.py {args.mode} " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("mode", "data")
+    )
+    text = json.dumps(figures, indent=2)
+    print(text)
+    (out / f"{args.mode}.json").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

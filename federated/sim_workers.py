@@ -1,0 +1,366 @@
+"""TFF C++ workers for the simulation: our own processes, shut down on every exit path.
+
+TFF's local C++ context starts ``tensorflow_federated/data/worker_binary`` itself and stops it
+only when a manager object is garbage-collected, so at interpreter exit the worker can outlive
+Python and keep the parent's stdout/stderr open (``pifed simulate | cat`` never ends). Here the
+simulation never lets TFF start a worker: it starts the binary itself and installs an execution
+context that talks to it. Shutdown is layered so that no single mechanism has to be perfect:
+
+1. ``WorkerProcess.stop`` (SIGINT, then SIGKILL after a grace period) runs from the ``with``
+   block's exit, i.e. on success, on an exception and on Ctrl-C (``KeyboardInterrupt``);
+2. an ``atexit`` hook stops every worker still running when the interpreter exits;
+3. the kernel kills the worker if the Python process dies without running any of that
+   (``PR_SET_PDEATHSIG``, Linux), e.g. after SIGKILL;
+4. the worker's stdout/stderr go to a log file, never to the parent's pipes, so even a worker
+   that somehow survived could not hold a pipeline open.
+
+Scale-out (``--workers HOST:PORT,...``) uses workers someone else started; those are never
+stopped here. TFF 0.87 has no public API for it: each worker gets an ``AsyncExecutionContext``
+over a ``RemoteExecutor``, and one ``MergeableCompExecutionContext`` splits the clients across
+them. Secure sums are rewritten into their clipped, quantised plain-sum bodies (as in TFF's test
+context) before the computation is cut into mergeable form, because secure sums sit in the
+``after_merge`` part, which cannot run them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+# Seconds a worker gets to exit after SIGINT before it is killed.
+STOP_GRACE_SECONDS = 5.0
+# How long to wait for a worker's gRPC service to accept connections.
+READY_TIMEOUT_SECONDS = 60.0
+# TFF's own channel options: model states and client datasets travel as single messages.
+_GRPC_MAX_MESSAGE_BYTES = 2 * 1000 * 1000 * 1000
+_GRPC_OPTIONS = [
+    ("grpc.max_message_length", _GRPC_MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
+]
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerError(RuntimeError):
+    """A TFF worker could not be found, started or reached."""
+
+
+class WorkerAddressError(ValueError):
+    """A ``--workers`` value is not a comma-separated list of HOST:PORT."""
+
+
+@dataclass(frozen=True)
+class WorkerAddress:
+    """Where a ``worker_binary`` listens."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_workers(text: str) -> tuple[WorkerAddress, ...]:
+    """Parse ``HOST:PORT,HOST:PORT`` (the ``--workers`` flag); duplicates are an error."""
+    out: list[WorkerAddress] = []
+    for item in (part.strip() for part in text.split(",")):
+        host, sep, port_text = item.rpartition(":")
+        if not item or not sep or not host or not port_text.isdigit():
+            raise WorkerAddressError(
+                f"--workers: {item!r} is not HOST:PORT; give e.g. "
+                "--workers 10.0.0.5:8000,10.0.0.6:8000"
+            )
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise WorkerAddressError(f"--workers: port {port} of {item!r} is not in 1..65535")
+        addr = WorkerAddress(host.strip("[]"), port)
+        if addr in out:
+            raise WorkerAddressError(f"--workers: {addr} is listed twice")
+        out.append(addr)
+    return tuple(out)
+
+
+def worker_binary_path() -> Path:
+    """The ``worker_binary`` shipped inside the installed tensorflow-federated wheel."""
+    spec = importlib.util.find_spec("tensorflow_federated")
+    if spec is None or not spec.submodule_search_locations:
+        raise WorkerError("tensorflow-federated is not installed; install pifed[full]")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "worker_binary"
+    if not path.is_file():
+        raise WorkerError(f"no TFF worker binary at {path}; reinstall tensorflow-federated")
+    return path
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec hook asking the kernel to SIGKILL the child when its parent dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    kill = int(signal.SIGKILL)
+
+    def hook() -> None:
+        # Runs in the child between fork and exec: no imports, no Python-level locks.
+        prctl(_PR_SET_PDEATHSIG, kill)
+
+    return hook
+
+
+_live: set[WorkerProcess] = set()
+_live_lock = threading.Lock()
+
+
+def _stop_all_at_exit() -> None:
+    with _live_lock:
+        workers = list(_live)
+    for w in workers:
+        w.stop()
+
+
+atexit.register(_stop_all_at_exit)
+
+
+class WorkerProcess:
+    """One ``worker_binary --port=P`` that this process started and will stop.
+
+    Use it as a context manager; ``stop`` is idempotent and also runs at interpreter exit.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        binary: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.log_path = Path(log_path) if log_path else None
+        self.binary = Path(binary) if binary else worker_binary_path()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def address(self) -> WorkerAddress:
+        """Loopback address of this worker."""
+        return WorkerAddress("localhost", self.port)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> WorkerProcess:
+        """Start the binary (its output goes to ``log_path`` or is discarded)."""
+        if self._proc is not None:
+            raise WorkerError(f"worker on port {self.port} is already started")
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_path.open("ab")
+        out: IO[bytes] | int = self._log if self._log is not None else subprocess.DEVNULL
+        self._proc = subprocess.Popen(
+            [str(self.binary), f"--port={self.port}"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            close_fds=True,
+            # Its own session: a terminal's Ctrl-C reaches Python, which then stops the worker
+            # in order (the worker does not die under a round in progress).
+            start_new_session=True,
+            preexec_fn=_parent_death_signal(),
+        )
+        with _live_lock:
+            _live.add(self)
+        return self
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGINT, wait up to ``STOP_GRACE_SECONDS``, then SIGKILL; closes the log."""
+        proc, self._proc = self._proc, None
+        with _live_lock:
+            _live.discard(self)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start() if self._proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _connect(address: WorkerAddress, timeout: float, alive: Callable[[], bool]) -> Any:
+    """A ready gRPC stub to a worker, or WorkerError naming the address."""
+    import grpc
+    from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
+
+    channel = grpc.insecure_channel(str(address), _GRPC_OPTIONS)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError as e:
+        channel.close()
+        hint = "" if alive() else " (the worker process has exited; see its log)"
+        raise WorkerError(
+            f"TFF worker {address} did not accept connections within {timeout:.0f} s{hint}; "
+            "start it with `worker_binary --port=PORT` (docs/simulation.md)"
+        ) from e
+    return channel, remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
+
+
+def _executor_factory(stub: Any) -> Any:
+    from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
+    from tensorflow_federated.python.core.impl.executors import remote_executor
+    from tensorflow_federated.python.core.impl.types import placements
+
+    def stack_fn(cardinalities: dict) -> Any:
+        cardinalities.setdefault(placements.CLIENTS, 0)
+        ex = remote_executor.RemoteExecutor(stub)
+        ex.set_cardinalities(cardinalities)
+        return ex
+
+    return python_executor_stacks.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)
+
+
+def _test_compiler(comp: Any) -> Any:
+    """Secure sums -> clipped, quantised plain sums, then the native lowering (TFF test context)."""
+    from tensorflow_federated.python.core.backends.native import compiler as native_compiler
+    from tensorflow_federated.python.core.backends.test import compiler as test_compiler
+
+    comp = test_compiler.replace_secure_intrinsics_with_bodies(comp)
+    return native_compiler.desugar_and_transform_to_native(comp)
+
+
+def _mergeable_compiler(comp: Any) -> Any:
+    """Secure sums must be rewritten before the cut: they land in ``after_merge`` otherwise."""
+    from tensorflow_federated.python.core.backends.native import mergeable_comp_compiler
+    from tensorflow_federated.python.core.backends.test import compiler as test_compiler
+
+    comp = test_compiler.replace_secure_intrinsics_with_bodies(comp)
+    return mergeable_comp_compiler.compile_to_mergeable_comp_form(comp)
+
+
+def local_context(stub: Any) -> Any:
+    """A synchronous context like ``tff.backends.test``'s, on a worker we control."""
+    from tensorflow_federated.python.core.environments.tensorflow_frontend import (
+        tensorflow_computation,
+    )
+    from tensorflow_federated.python.core.impl.execution_contexts import sync_execution_context
+
+    return sync_execution_context.SyncExecutionContext(
+        executor_fn=_executor_factory(stub),
+        compiler_fn=_test_compiler,
+        transform_args=tensorflow_computation.transform_args,
+        transform_result=tensorflow_computation.transform_result,
+    )
+
+
+def mergeable_context(stubs: Sequence[Any]) -> Any:
+    """One context splitting each round's clients across several workers."""
+    from tensorflow_federated.python.core.environments.tensorflow_frontend import (
+        tensorflow_computation,
+    )
+    from tensorflow_federated.python.core.impl.execution_contexts import (
+        async_execution_context,
+        mergeable_comp_execution_context,
+    )
+
+    contexts = [
+        async_execution_context.AsyncExecutionContext(
+            executor_fn=_executor_factory(stub),
+            compiler_fn=_native_compiler,
+            transform_args=tensorflow_computation.transform_args,
+            transform_result=tensorflow_computation.transform_result,
+        )
+        for stub in stubs
+    ]
+    return mergeable_comp_execution_context.MergeableCompExecutionContext(
+        async_contexts=contexts,
+        compiler_fn=_mergeable_compiler,
+        transform_args=tensorflow_computation.transform_args,
+        transform_result=tensorflow_computation.transform_result,
+    )
+
+
+def _native_compiler(comp: Any) -> Any:
+    from tensorflow_federated.python.core.backends.native import compiler as native_compiler
+
+    return native_compiler.desugar_and_transform_to_native(comp)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a simulation runs on, for reports: the workers and whether we own them."""
+
+    kind: str  # "local" (one worker we started) or "remote" (workers given by --workers)
+    workers: tuple[str, ...]
+    merged: bool
+
+
+@contextlib.contextmanager
+def execution_backend(
+    workers: Sequence[WorkerAddress] = (),
+    log_path: str | os.PathLike[str] | None = None,
+    ready_timeout: float = READY_TIMEOUT_SECONDS,
+) -> Iterator[Backend]:
+    """Install a TFF execution context for the ``with`` block, then remove it.
+
+    No ``workers``: start one local ``worker_binary`` (stopped on exit, see module docstring).
+    With ``workers``: connect to them and split each round's clients across them.
+    """
+    from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
+
+    stack = context_stack_impl.context_stack
+    previous = stack.current
+    channels: list[Any] = []
+    with contextlib.ExitStack() as cleanup:
+        if workers:
+            stubs = []
+            for addr in workers:
+                channel, stub = _connect(addr, ready_timeout, lambda: True)
+                channels.append(channel)
+                stubs.append(stub)
+            context = mergeable_context(stubs)
+            backend = Backend("remote", tuple(str(a) for a in workers), merged=True)
+        else:
+            worker = cleanup.enter_context(WorkerProcess(log_path=log_path))
+            channel, stub = _connect(worker.address, ready_timeout, worker.alive)
+            channels.append(channel)
+            context = local_context(stub)
+            backend = Backend("local", (str(worker.address),), merged=False)
+        cleanup.callback(lambda: [c.close() for c in channels])
+        stack.set_default_context(context)
+        cleanup.callback(stack.set_default_context, previous)
+        yield backend

@@ -1,0 +1,104 @@
+"""SimulationConfig, client sampling, the gate tracker and --workers parsing (no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from federated.gate import FleetMetrics, GateConfig
+from federated.sim_workers import WorkerAddress, WorkerAddressError, parse_workers
+from federated.simulation import (
+    SimulationConfig,
+    SimulationConfigError,
+    _GateTracker,
+    sample_clients,
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "flag"),
+    [
+        ({"clients": 0}, "--clients"),
+        ({"rounds": 0}, "--rounds"),
+        ({"local_epochs": 0}, "--local-epochs"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"units": 0}, "--units"),
+        ({"embed_dim": -1}, "--embed-dim"),
+        ({"fraction": 0.0}, "--fraction"),
+        ({"fraction": 1.5}, "--fraction"),
+        ({"client_optimizer": "rmsprop"}, "--client-optimizer"),
+        ({"server_optimizer": "lbfgs"}, "--server-optimizer"),
+        ({"client_lr": 0.0}, "--client-lr"),
+        ({"server_lr": -1.0}, "--server-lr"),
+        ({"clip": 0.0}, "--clip"),
+        ({"partition": "dirichlet:-1"}, "--partition"),
+        ({"partition": "random"}, "--partition"),
+        ({"gate_kind": "dynamic"}, "gate_kind"),
+        ({"holdout_frac": 1.0}, "holdout_frac"),
+    ],
+)
+def test_invalid_settings_raise_naming_the_flag(overrides: dict, flag: str) -> None:
+    with pytest.raises(SimulationConfigError, match=flag):
+        SimulationConfig(**overrides)
+
+
+def test_config_is_frozen_and_json_able() -> None:
+    cfg = SimulationConfig(clients=4, partition="dirichlet:0.5", clip=2.0)
+    with pytest.raises(AttributeError):
+        cfg.rounds = 3  # type: ignore[misc]
+    d = cfg.to_dict()
+    assert d["partition"] == "dirichlet:0.5" and d["clip"] == 2.0
+    assert d["gate"]["min_accuracy"] == GateConfig().min_accuracy
+    # The defaults are what a Pi does: plain SGD on batches of 32, secure aggregation on.
+    default = SimulationConfig()
+    assert (default.client_optimizer, default.batch_size, default.secure) == ("sgd", 32, True)
+
+
+@pytest.mark.parametrize(
+    ("clients", "fraction", "expected"), [(10, 1.0, 10), (10, 0.25, 2), (10, 0.01, 1), (3, 0.5, 2)]
+)
+def test_clients_per_round(clients: int, fraction: float, expected: int) -> None:
+    assert SimulationConfig(clients=clients, fraction=fraction).clients_per_round == expected
+
+
+def test_client_sampling_is_seeded_and_distinct() -> None:
+    draws = [sample_clients(100, 10, np.random.default_rng(7)) for _ in range(2)]
+    assert draws[0] == draws[1]
+    assert len(set(draws[0])) == 10 and all(0 <= i < 100 for i in draws[0])
+    assert draws[0] != sample_clients(100, 10, np.random.default_rng(8))
+
+
+def _fleet(acc: float) -> FleetMetrics:
+    return FleetMetrics(acc, acc, acc, n_examples=100, n_devices=2)
+
+
+def test_gate_tracker_follows_the_deployed_version_across_rounds() -> None:
+    gate = _GateTracker(GateConfig(min_accuracy=0.5, tolerance=0.01))
+    promoted, reason = gate.judge("r001", _fleet(0.4))
+    assert not promoted and "below the threshold" in reason and gate.version is None
+    promoted, reason = gate.judge("r002", _fleet(0.6))
+    assert promoted and "first deployment" in reason and gate.version == "r002"
+    promoted, reason = gate.judge("r003", _fleet(0.58))  # 2 points worse than deployed 0.60
+    assert not promoted and "below the deployed" in reason and gate.version == "r002"
+    promoted, _ = gate.judge("r004", _fleet(0.595))  # within the 1-point tolerance
+    assert promoted and gate.version == "r004"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("localhost:8000", (WorkerAddress("localhost", 8000),)),
+        ("10.0.0.5:1, 10.0.0.6:2", (WorkerAddress("10.0.0.5", 1), WorkerAddress("10.0.0.6", 2))),
+        ("[::1]:9000", (WorkerAddress("::1", 9000),)),
+    ],
+)
+def test_parse_workers(text: str, expected: tuple[WorkerAddress, ...]) -> None:
+    assert parse_workers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "localhost", "host:", ":80", "host:abc", "host:70000", "a:1,a:1", "a:1,,b:2"]
+)
+def test_parse_workers_rejects(text: str) -> None:
+    with pytest.raises(WorkerAddressError):
+        parse_workers(text)

@@ -1,0 +1,104 @@
+"""The simulation's data glue and its on-device evaluation: real data, real TFLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.dataset import NamesDataset, load_names
+
+
+@pytest.fixture(scope="module")
+def small_ds(data_dir: Path) -> NamesDataset:
+    ds = load_names(data_dir)
+    return ds.subset(np.arange(0, len(ds), 6))  # every 6th row: all 18 languages, ~3,000 names
+
+
+def test_global_test_split_is_name_disjoint_from_every_device(small_ds: NamesDataset) -> None:
+    from federated.sim_data import prepare_data
+
+    data = prepare_data(small_ds, 4, "iid", seed=3)
+    test = set(data.test_names)
+    assert len(data.clients) == 4 and test
+    seen_train: set[str] = set()
+    for c in data.clients:
+        train_names = {data_name for data_name in _decode(data, c.train_ids)}
+        assert not test & set(c.holdout_names)
+        assert not test & train_names
+        # A device's held-out names are new to that device.
+        assert not set(c.holdout_names) & train_names
+        seen_train |= train_names
+    # The vocabulary comes from the devices' training names only.
+    assert set(data.vocab.chars) == {ch for n in seen_train for ch in n}
+    rows = sum(c.num_train + len(c.holdout_names) for c in data.clients) + len(data.test_names)
+    assert rows == len(small_ds)
+
+
+def _decode(data: object, ids: np.ndarray) -> list[str]:
+    chars = data.vocab.chars  # type: ignore[attr-defined]
+    return ["".join(chars[i - 2] for i in row if i >= 2) for row in ids]
+
+
+def test_same_seed_same_partition_other_seed_other(small_ds: NamesDataset) -> None:
+    from federated.sim_data import prepare_data
+
+    a, b = (prepare_data(small_ds, 3, "dirichlet:0.5", seed=1) for _ in range(2))
+    c = prepare_data(small_ds, 3, "dirichlet:0.5", seed=2)
+    assert all(
+        np.array_equal(x.train_ids, y.train_ids) for x, y in zip(a.clients, b.clients, strict=True)
+    )
+    assert any(
+        x.num_train != y.num_train or not np.array_equal(x.train_ids, y.train_ids)
+        for x, y in zip(a.clients, c.clients, strict=True)
+    )
+
+
+def test_client_dataset_covers_every_row_once_per_epoch_reshuffled(small_ds: NamesDataset) -> None:
+    from federated.sim_data import client_dataset, prepare_data
+
+    client = prepare_data(small_ds, 2, "iid", seed=0).clients[0]
+    batches = list(client_dataset(client, epochs=2, batch_size=32, seed=5).as_numpy_iterator())
+    per_epoch = -(-client.num_train // 32)
+    assert len(batches) == 2 * per_epoch
+    assert all(x.shape[1] == 20 and x.dtype == np.int32 for x, _ in batches)
+    epochs = [batches[:per_epoch], batches[per_epoch:]]
+    key = {(*r, int(y)) for r, y in zip(client.train_ids, client.train_labels, strict=True)}
+    orders = []
+    for ep in epochs:
+        rows = [(*r, int(y)) for x, ys in ep for r, y in zip(x, ys, strict=True)]
+        assert len(rows) == client.num_train and set(rows) == key
+        orders.append(rows)
+    assert orders[0] != orders[1]
+
+
+def test_fleet_metrics_are_the_devices_reports_weighted_by_examples(
+    small_ds: NamesDataset, tmp_path: Path
+) -> None:
+    from edge.runtime import Classifier
+    from federated.sim_data import (
+        build_model,
+        initial_weights,
+        prepare_data,
+        simulation_model_config,
+    )
+    from federated.simulation import EVAL_KINDS, export_candidate, fleet_evaluation
+    from model.metrics import classification_metrics
+
+    data = prepare_data(small_ds, 3, "language", seed=0)
+    cfg = simulation_model_config(data, units=8, embed_dim=4)
+    model = build_model(cfg, initial_weights(cfg, 0))
+    model_dir = export_candidate(model, cfg, data, data.train_ids, "t1", tmp_path / "m")
+    ev = fleet_evaluation(model_dir, data)
+    holdout = sum(len(c.holdout_names) for c in data.clients)
+    names = [n for c in data.clients for n in c.holdout_names]
+    labels = np.concatenate([c.holdout_labels for c in data.clients])
+    for kind in EVAL_KINDS:
+        assert ev.fleet[kind].n_examples == holdout and ev.fleet[kind].n_devices == 3
+        assert ev.test[kind]["n"] == len(data.test_names)
+        # Per-device accuracy weighted by examples is the pooled accuracy over all devices.
+        clf = Classifier.from_dir(model_dir, kind)
+        pred = np.argmax(clf.logits(clf.vocab.encode(names)), axis=1)
+        pooled = classification_metrics(labels, pred, len(data.languages))
+        assert ev.fleet[kind].accuracy == pytest.approx(pooled["accuracy"], abs=1e-9)

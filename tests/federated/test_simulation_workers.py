@@ -1,0 +1,110 @@
+"""WorkerProcess: the TFF worker_binary we start is gone after stop, at exit and after SIGKILL.
+
+Real worker_binary processes, real signals; no TensorFlow import in the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from federated.sim_workers import WorkerError, WorkerProcess, free_port, worker_binary_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _accepts(port: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def test_worker_serves_then_stop_ends_it(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with WorkerProcess(log_path=log) as w:
+        pid = w.pid
+        assert pid is not None and _alive(pid)
+        assert _accepts(w.port), "worker_binary never listened on its port"
+        assert Path(f"/proc/{pid}/exe").resolve() == worker_binary_path().resolve()
+        # Its output goes to the log, not to our stdout/stderr (a pipe reader would hang on it).
+        assert os.readlink(f"/proc/{pid}/fd/1") == str(log)
+        assert os.readlink(f"/proc/{pid}/fd/2") == str(log)
+    assert not _alive(pid)
+    w.stop()  # idempotent
+
+
+def test_starting_twice_is_an_error() -> None:
+    with WorkerProcess() as w, pytest.raises(WorkerError, match="already started"):
+        w.start()
+
+
+def _child(body: str, pdeathsig: bool = True) -> subprocess.Popen[str]:
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        import federated.sim_workers as sw
+        if not {pdeathsig}:
+            sw._parent_death_signal = lambda: None
+        w = sw.WorkerProcess().start()
+        print(w.pid, flush=True)
+        """
+    ) + textwrap.dedent(body)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
+
+
+def test_worker_dies_with_a_sigkilled_parent() -> None:
+    parent = _child("time.sleep(120)\n")
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert _alive(pid)
+    parent.send_signal(signal.SIGKILL)  # no finally, no atexit: only the kernel can help
+    parent.wait(10)
+    assert _wait_gone(pid), f"worker {pid} outlived its SIGKILLed parent"
+
+
+def test_worker_is_stopped_at_interpreter_exit_without_stop() -> None:
+    # Without the kernel's parent-death signal, so only the atexit hook can stop it.
+    parent = _child("sys.exit(0)\n", pdeathsig=False)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert parent.wait(20) == 0
+    assert _wait_gone(pid), f"worker {pid} outlived its parent's normal exit"
+
+
+def test_free_port_is_bindable() -> None:
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
