@@ -60,7 +60,7 @@ _KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     ManifestError,
     VocabError,
     PartitionError,
-    FileNotFoundError,
+    OSError,  # missing files, permissions, a port in use, a failed setup step
     ImportError,
 )
 

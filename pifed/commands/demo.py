@@ -34,6 +34,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--units", type=int, default=64, help="GRU units of the fleet's model")
     p.add_argument("--embed-dim", type=int, default=32, help="embedding size")
+    p.add_argument(
+        "--arm64-edges",
+        type=int,
+        default=0,
+        metavar="K",
+        help="run K of the edge processes on the emulated Raspberry Pi OS aarch64 userland "
+        "(tools/arm64; needs qemu-user-static, which tools/arm64/setup.sh installs)",
+    )
     flags.add_fleet_rounds(p)
     flags.add_seed(p)
     p.set_defaults(rounds=4, local_epochs=2, gate_min_accuracy=0.5, min_devices=None)
@@ -48,6 +56,24 @@ def _write_names(ds: Any, rows: Any, folder: Path) -> None:
         names = [n for n, y in zip(sub.names, sub.labels, strict=True) if y == lab]
         if names:
             write_atomic(folder / f"{lang}.txt", ("\n".join(names) + "\n").encode())
+
+
+def _arm64_python(k: int, console: Any) -> Path | None:
+    """The emulated aarch64 interpreter with the project's edge set, set up (and cached) first."""
+    if k <= 0:
+        return None
+    tools = Path(__file__).resolve().parents[2] / "tools" / "arm64"
+    if not (tools / "setup.sh").is_file():
+        raise FileNotFoundError(
+            f"--arm64-edges needs tools/arm64 from a pifed checkout (looked in {tools})"
+        )
+    with console.status("preparing the emulated Raspberry Pi OS userland (tools/arm64/setup.sh)"):
+        proc = subprocess.run(["bash", str(tools / "setup.sh")], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"tools/arm64/setup.sh failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
+    return tools / "python"
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -79,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from model.split import split_by_name
 
     console = Console(stderr=True)
+    arm64_python = _arm64_python(args.arm64_edges, console)
     out = Path(args.out)
     if (out / "fleet.db").exists():
         raise FileExistsError(f"{out} already holds a demo; choose a new --out")
@@ -168,10 +195,11 @@ def run(args: argparse.Namespace) -> int:
             )
             log = open(dev / "edge.log", "wb")  # noqa: SIM115 - closed in finally
             logs.append(log)
+            python = str(arm64_python) if i < args.arm64_edges and arm64_python else sys.executable
             procs.append(
                 subprocess.Popen(
                     [
-                        sys.executable,
+                        python,
                         "-m",
                         "pifed",
                         "edge",

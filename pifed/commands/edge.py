@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import signal
 import sys
 import threading
@@ -69,7 +70,15 @@ def run(args: argparse.Namespace) -> int:
         ),
         on_event=log,
     )
-    log({"event": "started", "names": len(client._ds), "deployed": client.state.deployed_version()})
+    log(
+        {
+            "event": "started",
+            "names": len(client._ds),
+            "deployed": client.state.deployed_version(),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        }
+    )
     try:
         client.run(stop)
     except DeviceRejected as e:

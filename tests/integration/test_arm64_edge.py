@@ -415,9 +415,71 @@ def test_secagg_rounds_give_byte_identical_messages_on_aarch64_and_x86(
 
 
 # -- the edge fleet client -------------------------------------------------------------------------
-# PLACE FOR THE FLEET CLIENT'S STARTUP UNDER EMULATION (issue 7, later part): start `pifed edge`
-# (the fleet client) with tools/arm64/python against an x86 coordinator on 127.0.0.1 and check
-# that it connects and reports ready. Not written yet: the fleet runtime is not in the tree.
+def test_mixed_fleet_with_an_emulated_pi_completes_rounds_with_secure_aggregation(
+    arm64_userland: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """`pifed demo --arm64-edges 1`: one Pi on aarch64 (edge set only) and one on x86 against the
+    x86 coordinator on loopback with TLS, through full rounds: train, secure aggregation,
+    on-device evaluation and the gate."""
+    from fleet_harness import write_device_names
+
+    from model.dataset import load_names
+
+    ds = load_names(data_dir)
+    subset = write_device_names(
+        ds, np.random.default_rng(0).permutation(len(ds))[:2400], tmp_path / "names"
+    )
+    out = tmp_path / "demo"
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pifed",
+            "demo",
+            "--data",
+            str(subset),
+            "--out",
+            str(out),
+            "--devices",
+            "2",
+            "--arm64-edges",
+            "1",
+            "--rounds",
+            "2",
+            "--units",
+            "8",
+            "--embed-dim",
+            "8",
+            "--local-epochs",
+            "1",
+            "--gate-min-accuracy",
+            "0",
+            "--stage-timeout",
+            "120",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1100,
+    )
+    seconds = time.perf_counter() - t
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads((out / "report" / "metrics.json").read_text())
+    rounds = report["rounds"]
+    assert [r["status"] for r in rounds] == ["completed", "completed"], rounds
+    assert all(len(r["survivors"]) == 2 for r in rounds)  # the emulated Pi's update is in
+    machines = {}
+    for dev in ("pi-1", "pi-2"):
+        events = [
+            json.loads(line)
+            for line in (out / "devices" / dev / "edge.log").read_text().splitlines()
+            if line.startswith("{")
+        ]
+        machines[dev] = next(e["machine"] for e in events if e["event"] == "started")
+        assert sum(e["event"] == "secagg" for e in events) == 8  # 4 stages x 2 rounds
+        assert sum(e["event"] == "evaluate" for e in events) == 2
+    assert machines == {"pi-1": "aarch64", "pi-2": "x86_64"}, machines
+    FIGURES["mixed_fleet"] = {"seconds": seconds, "rounds": len(rounds)}
 
 
 # -- what the Pi installs --------------------------------------------------------------------------
