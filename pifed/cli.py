@@ -35,6 +35,7 @@ COMMANDS = (
     "edge",
     "models",
     "demo",
+    "bench",
 )
 
 

@@ -1,0 +1,96 @@
+"""``pifed bench``: measure the edge claims, as ratios taken side by side in one run.
+
+The measurements are the standalone scripts in the project's ``benchmarks/`` folder (one per
+suite, plus ``bench_runner.py``); this command finds that folder and runs the runner with this
+interpreter. ``benchmarks/`` is not part of the installed packages, so the folder is looked for
+in ``$PIFED_BENCHMARKS``, beside the ``pifed`` package (a source checkout or an editable
+install), then in the current directory (a Pi that installed with ``pip install ".[edge]"`` from
+its checkout and runs from there). Stdlib only: ``pifed bench --suite edge`` runs on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pifed import flags
+
+BENCH_ENV = "PIFED_BENCHMARKS"
+RUNNER = "bench_runner.py"
+# Must match benchmarks/bench_runner.py SUITES (a test checks it).
+SUITES = ("inference", "training", "footprint", "edge", "round", "scaling")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``pifed bench``."""
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks: TFLite vs TensorFlow latency, training, footprint (ratios, one run)",
+        description="Run benchmark suites and write results.json, results.md and PNG charts. "
+        "Suites: inference (TFLite float/dynamic/int8 vs Keras eager and predict), training "
+        "(TFLite train step vs Keras train_on_batch, one local epoch), footprint (edge client "
+        "vs TensorFlow client: peak RSS, import time; installed sizes), edge (the TFLite-only "
+        "subset a Pi runs without TensorFlow), round and scaling (secure aggregation). Every "
+        "target is a ratio of two things measured side by side in the same run.",
+    )
+    p.add_argument(
+        "--suite",
+        action="append",
+        choices=(*SUITES, "all"),
+        metavar="NAME",
+        help=f"suite to run, repeatable: {', '.join(SUITES)} or all (default: all)",
+    )
+    flags.add_out(p, "directory for results.json, results.md and the charts")
+    p.add_argument(
+        "--run",
+        metavar="DIR",
+        help="a `pifed train --out` directory to benchmark (default: train one into OUT/run "
+        "with the default `pifed train` size, or reuse it; needs TensorFlow)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="few repetitions and a tiny model if one is trained: for tests, not figures",
+    )
+    flags.add_data(p)
+    flags.add_seed(p)
+
+
+def benchmarks_dir() -> Path:
+    """The project's ``benchmarks/`` folder; FileNotFoundError (exit 2) says how to point at it."""
+    candidates = []
+    if os.environ.get(BENCH_ENV):
+        candidates.append(Path(os.environ[BENCH_ENV]))
+    candidates.append(Path(__file__).resolve().parents[2] / "benchmarks")
+    candidates.append(Path.cwd() / "benchmarks")
+    for c in candidates:
+        if (c / RUNNER).is_file():
+            return c
+    raise FileNotFoundError(
+        f"benchmarks/{RUNNER} not found (looked in {', '.join(str(c) for c in candidates)}): "
+        "the benchmark scripts live in the pifed project folder, not in the installed package; "
+        f"run `pifed bench` from the project folder, or set {BENCH_ENV}=/path/to/pifed/benchmarks"
+    )
+
+
+def runner_command(args: argparse.Namespace) -> list[str]:
+    """The runner invocation for these arguments (same interpreter, flags passed through)."""
+    cmd = [sys.executable, str(benchmarks_dir() / RUNNER), "--out", str(args.out)]
+    for suite in args.suite or []:
+        cmd += ["--suite", suite]
+    if args.run:
+        cmd += ["--run", str(args.run)]
+    if args.quick:
+        cmd.append("--quick")
+    if args.data:
+        cmd += ["--data", str(args.data)]
+    cmd += ["--seed", str(args.seed)]
+    return cmd
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark runner as a child process and return its exit status."""
+    return subprocess.run(runner_command(args)).returncode
