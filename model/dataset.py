@@ -102,6 +102,21 @@ def resolve_data_dir(flag: str | os.PathLike[str] | None) -> Path:
     )
 
 
+def write_names(ds: NamesDataset, rows: np.ndarray, folder: Path) -> Path:
+    """Rows of ``ds`` as a names folder in the data set's own layout (one ``<Language>.txt``
+    each, written atomically), so anything that takes ``--data`` reads them: a held-out split,
+    one simulated Pi's private share."""
+    from model.manifest import write_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sub = ds.subset(np.asarray(rows))
+    for lab, lang in enumerate(ds.languages):
+        names = [n for n, y in zip(sub.names, sub.labels, strict=True) if y == lab]
+        if names:
+            write_atomic(folder / f"{lang}.txt", ("\n".join(names) + "\n").encode())
+    return folder
+
+
 def read_language_file(path: Path) -> list[str]:
     """The non-empty lines of one language file, decoded strictly as UTF-8."""
     try:

@@ -47,17 +47,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(rounds=4, local_epochs=2, gate_min_accuracy=0.5, min_devices=None)
 
 
-def _write_names(ds: Any, rows: Any, folder: Path) -> None:
-    from model.manifest import write_atomic
-
-    folder.mkdir(parents=True, exist_ok=True)
-    sub = ds.subset(rows)
-    for lab, lang in enumerate(ds.languages):
-        names = [n for n, y in zip(sub.names, sub.labels, strict=True) if y == lab]
-        if names:
-            write_atomic(folder / f"{lang}.txt", ("\n".join(names) + "\n").encode())
-
-
 def _arm64_python(k: int, console: Any) -> Path | None:
     """The emulated aarch64 interpreter with the project's edge set, set up (and cached) first."""
     if k <= 0:
@@ -100,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from federated.exporter import init_model
     from federated.fleet import FleetServer
     from federated.store import Store
-    from model.dataset import load_names, resolve_data_dir
+    from model.dataset import load_names, resolve_data_dir, write_names
     from model.partition import partition
     from model.split import split_by_name
 
@@ -117,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     ds = load_names(resolve_data_dir(args.data))
     train, test = split_by_name(ds, 0.2, args.seed)
     parts = partition(ds, train, n, args.partition, args.seed)
-    _write_names(ds, test, out / "test_names")
+    write_names(ds, test, out / "test_names")
     certs = make_certs(out / "certs")
     store = Store(out / "fleet.db")
     tokens = {f"pi-{i + 1}": store.enroll(f"pi-{i + 1}") for i in range(n)}
@@ -188,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for i, (name, token) in enumerate(tokens.items()):
             dev = out / "devices" / name
-            _write_names(
+            write_names(
                 ds,
                 __import__("numpy").concatenate([parts[i].train, parts[i].holdout]),
                 dev / "names",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.dataset import load_names, resolve_data_dir
+from model.dataset import load_names, resolve_data_dir, write_names
 from model.manifest import write_atomic
 from pifed import flags
 
@@ -43,17 +43,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="subtract TAU*log(prior) from logits; negative: choose TAU on validation names",
     )
     flags.add_seed(tr)
-
-
-def _write_split(
-    ds_names: list[str], labels: np.ndarray, languages: tuple[str, ...], out: Path
-) -> None:
-    """The held-out names in the data set's own layout, so `pifed evaluate --data` can use them."""
-    out.mkdir(parents=True, exist_ok=True)
-    for lab, lang in enumerate(languages):
-        rows = [n for n, y in zip(ds_names, labels, strict=True) if y == lab]
-        if rows:
-            write_atomic(out / f"{lang}.txt", ("\n".join(rows) + "\n").encode())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     test_names = [ds.names[i] for i in result.test_rows]
     y_test = ds.labels[result.test_rows]
-    _write_split(test_names, y_test, ds.languages, out / "test_names")
+    write_names(ds, result.test_rows, out / "test_names")
     x_test = result.vocab.encode(test_names)
     keras_logits = result.model.predict(x_test, batch_size=1024, verbose=0)
     n_classes = len(ds.languages)

@@ -13,20 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from model.dataset import write_names
 
-from model.dataset import NamesDataset
-
-
-def write_device_names(ds: NamesDataset, rows: np.ndarray, folder: Path) -> Path:
-    """A device's private names folder in the data set's layout."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sub = ds.subset(rows)
-    for lab, lang in enumerate(ds.languages):
-        names = [n for n, y in zip(sub.names, sub.labels, strict=True) if y == lab]
-        if names:
-            (folder / f"{lang}.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
-    return folder
+# A device's private names folder in the data set's layout (the product's own writer).
+write_device_names = write_names
 
 
 class Edge:
