@@ -133,14 +133,45 @@ _live: set[WorkerProcess] = set()
 _live_lock = threading.Lock()
 
 
-def _stop_all_at_exit() -> None:
+def stop_all() -> None:
+    """Stop every worker this process started (at exit, and on Ctrl-C / SIGTERM)."""
     with _live_lock:
         workers = list(_live)
     for w in workers:
         w.stop()
 
 
-atexit.register(_stop_all_at_exit)
+atexit.register(stop_all)
+
+
+@contextlib.contextmanager
+def interrupts_stop_workers() -> Iterator[None]:
+    """Make Ctrl-C and SIGTERM stop the workers at once, even mid-computation.
+
+    Python runs signal handlers only between bytecodes, so a SIGINT that arrives while the main
+    thread waits inside a TFF C++ call is not acted on until that call returns, which can take
+    minutes. The C-level handler does write to the wakeup fd at once: a watcher thread reading
+    it stops the workers, the blocked call fails fast, and the KeyboardInterrupt (or the
+    SIGTERM handler) then runs as usual. Call from the main thread.
+    """
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            if os.read(r, 64):
+                stop_all()
+
+    watcher = threading.Thread(target=watch, name="pifed-interrupt-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(w)  # EOF ends the watcher
+        watcher.join(5)
+        os.close(r)
 
 
 class WorkerProcess:

@@ -121,7 +121,12 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the config, run the simulation with a progress display, write the report."""
     from federated.gate import GateError
-    from federated.sim_workers import WorkerAddressError, WorkerError, parse_workers
+    from federated.sim_workers import (
+        WorkerAddressError,
+        WorkerError,
+        interrupts_stop_workers,
+        parse_workers,
+    )
     from federated.simulation import SimulationConfig, SimulationConfigError
 
     try:
@@ -150,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     ds = load_names(resolve_data_dir(args.data))
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
-        return _simulate(args, cfg, ds, workers)
+        with interrupts_stop_workers():
+            return _simulate(args, cfg, ds, workers)
     except WorkerError as e:
         print(f"pifed simulate: error: {e}", file=sys.stderr)
         return EXIT_USAGE
