@@ -40,7 +40,7 @@ from edge.secagg import (
     UnmaskRequest,
     decode_message,
 )
-from edge.secagg.shamir import combine_shares, split_secret
+from edge.secagg.shamir import ShareCombiner, combine_shares, split_secret
 from federated.secagg_server import ServerProtocol
 
 STAGES = [stage.name.lower() for stage in Stage]
@@ -61,20 +61,32 @@ class ShamirTimer:
             finally:
                 self.split_s += time.perf_counter() - t0
 
-        def combine(*args: Any, **kwargs: Any) -> bytes:
-            t0 = time.perf_counter()
-            try:
-                return combine_shares(*args, **kwargs)
-            finally:
-                self.combine_s += time.perf_counter() - t0
+        timer = self
+
+        class TimedCombiner(ShareCombiner):
+            __slots__ = ()
+
+            def __init__(self, indices: Any) -> None:
+                t0 = time.perf_counter()
+                try:
+                    super().__init__(indices)
+                finally:
+                    timer.combine_s += time.perf_counter() - t0
+
+            def combine(self, shares: Any) -> bytes:
+                t0 = time.perf_counter()
+                try:
+                    return super().combine(shares)
+                finally:
+                    timer.combine_s += time.perf_counter() - t0
 
         client_module.split_secret = split
-        server_module.combine_shares = combine
+        server_module.ShareCombiner = TimedCombiner  # type: ignore[misc]
         return self
 
     def __exit__(self, *exc: object) -> None:
         client_module.split_secret = split_secret
-        server_module.combine_shares = combine_shares
+        server_module.ShareCombiner = ShareCombiner  # type: ignore[misc]
 
 
 class ManualClock:
@@ -186,6 +198,12 @@ def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     combine_shares({i + 1: share for i, share in enumerate(shares)}, config.t)
     combine_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    combiner = ShareCombiner(range(1, config.t + 1))
+    basis_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    combiner.combine({i: shares[i - 1] for i in combiner.indices})
+    batched_s = time.perf_counter() - t0
 
     full = [cid for cid in config.client_ids if cid not in dropped]
     per_client = {name: float(np.mean(list(v.values()))) for name, v in client_s.items()}
@@ -212,6 +230,8 @@ def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
         "server_shamir_combine_s": shamir.combine_s,
         "shamir_split_per_secret_s": split_s,
         "shamir_combine_per_secret_s": combine_s,
+        "shamir_basis_per_responder_set_s": basis_s,
+        "shamir_batched_combine_per_secret_s": batched_s,
         "max_abs_error": error,
         "error_bound": bound,
     }

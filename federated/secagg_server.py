@@ -72,7 +72,7 @@ from edge.secagg.messages import (
 from edge.secagg.quantize import dequantise
 from edge.secagg.randomness import Clock, RandomSource, system_random
 from edge.secagg.session import NONCE_SIZE, self_mask_commitment, session_id
-from edge.secagg.shamir import combine_shares
+from edge.secagg.shamir import ShareCombiner
 from edge.secagg.stages import Stage
 
 __all__ = ["AggregateResult", "ServerProtocol"]
@@ -425,11 +425,11 @@ class ServerProtocol:
         index = {cid: i + 1 for i, cid in enumerate(self._holders)}
         chosen = responders[: config.t]
         replies = [self._unmask_replies[cid] for cid in chosen]
+        # Every secret is rebuilt from the same responders: one Lagrange basis serves them all.
+        combiner = ShareCombiner([index[cid] for cid in chosen])
         acc = self._acc
         for pos, owner in enumerate(request.alive):
-            seed = combine_shares(
-                {index[r.client_id]: r.seed_shares[pos][1] for r in replies}, config.t
-            )
+            seed = combiner.combine({index[r.client_id]: r.seed_shares[pos][1] for r in replies})
             commitment = self._share_replies[owner].commitment
             if self_mask_commitment(self._session_id, owner, seed) != commitment:
                 raise ShareVerificationError(
@@ -440,9 +440,7 @@ class ServerProtocol:
             add_prg(acc, seed, config.bit_width, -1)
         survivors_s = {cid: self._keys[cid][1] for cid in request.alive}
         for pos, owner in enumerate(request.dropped):
-            secret = combine_shares(
-                {index[r.client_id]: r.key_shares[pos][1] for r in replies}, config.t
-            )
+            secret = combiner.combine({index[r.client_id]: r.key_shares[pos][1] for r in replies})
             rebuilt = X25519KeyPair(secret)
             if rebuilt.public != self._keys[owner][1]:
                 raise ShareVerificationError(

@@ -1,16 +1,20 @@
-"""Shamir sharing of 32-byte secrets on top of pycryptodome: exhaustive subsets for small n."""
+"""Shamir sharing of 32-byte secrets on top of pycryptodome: exhaustive subsets for small n,
+and the batched combiner the server uses, checked against pycryptodome's own combine."""
 
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 from Crypto.Protocol import SecretSharing
 from Crypto.Protocol.SecretSharing import Shamir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.secagg import DeterministicRandom
-from edge.secagg.errors import NotEnoughShares
-from edge.secagg.shamir import combine_shares, split_secret
+from edge.secagg.errors import NotEnoughShares, ShareVerificationError
+from edge.secagg.shamir import ShareCombiner, combine_shares, split_secret
 
 SECRET = bytes(range(100, 132))
 
@@ -57,3 +61,44 @@ def test_a_tampered_share_changes_the_reconstruction() -> None:
 def test_split_rejects_impossible_thresholds(t: int, n: int) -> None:
     with pytest.raises(ValueError):
         split_secret(SECRET, t, n, DeterministicRandom(b"r"))
+
+
+@pytest.mark.parametrize(("n", "t"), [(3, 2), (5, 3), (6, 4)])
+def test_the_batched_combiner_agrees_with_pycryptodome_on_every_subset(n: int, t: int) -> None:
+    shares = split_secret(SECRET, t, n, DeterministicRandom(b"batch"))
+    for subset in itertools.combinations(range(1, n + 1), t):
+        combiner = ShareCombiner(subset)
+        assert combiner.combine({i: shares[i - 1] for i in subset}) == SECRET
+        # Shares that do not lie on one polynomial: both paths give the same wrong value.
+        noise = {i: os.urandom(32) for i in subset}
+        assert combiner.combine(noise) == combine_shares(noise, t)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    secrets=st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=4),
+    n=st.integers(2, 12),
+    data=st.data(),
+)
+def test_one_combiner_rebuilds_many_secrets_like_shamir_combine(
+    secrets: list[bytes], n: int, data: st.DataObject
+) -> None:
+    t = data.draw(st.integers(2, n))
+    indices = sorted(data.draw(st.sets(st.integers(1, n), min_size=t, max_size=t)))
+    combiner = ShareCombiner(indices)
+    for k, secret in enumerate(secrets):
+        shares = split_secret(secret, t, n, DeterministicRandom(b"h%d" % k))
+        chosen = {i: shares[i - 1] for i in indices}
+        assert combiner.combine(chosen) == secret == combine_shares(chosen, t)
+
+
+def test_the_combiner_names_a_wrong_index_set_or_share() -> None:
+    shares = split_secret(SECRET, 3, 5, DeterministicRandom(b"r"))
+    combiner = ShareCombiner([1, 2, 3])
+    with pytest.raises(NotEnoughShares, match=r"built for \[1, 2, 3\]"):
+        combiner.combine({1: shares[0], 2: shares[1], 4: shares[3]})
+    with pytest.raises(ShareVerificationError, match="index 2 has 31 bytes"):
+        combiner.combine({1: shares[0], 2: shares[1][:31], 3: shares[2]})
+    for bad in ([1, 1, 2], [1], [0, 1, 2], [True, 2, 3]):
+        with pytest.raises(ValueError):
+            ShareCombiner(bad)
