@@ -129,6 +129,7 @@ def client_main(kind: str, run: Path) -> dict[str, Any]:
 
         from edge.evaluate import labels_for_model
         from model.dataset import load_names
+        from model.gru import load_classifier
         from model.manifest import ModelManifest
         from model.metrics import classification_metrics
 
@@ -136,7 +137,7 @@ def client_main(kind: str, run: Path) -> dict[str, Any]:
         result["runtime"] = f"tensorflow {tf.__version__} (Keras)"
         t0 = time.perf_counter()
         manifest = ModelManifest.load(run / "model")
-        model = tf.keras.models.load_model(run / "model" / "keras_model.keras")
+        model = load_classifier(run / "model" / "keras_model.keras")
         ds = load_names(run / "test_names")
         labels = labels_for_model(ds, manifest.languages)
         ids = manifest.vocab.encode(list(ds.names))

@@ -213,10 +213,11 @@ def keras_baselines(run: Path, names: list[str], labels: np.ndarray) -> list[Ker
     """
     import tensorflow as tf
 
+    from model.gru import load_classifier
     from model.metrics import classification_metrics
 
     path = run / "model" / "keras_model.keras"
-    model = tf.keras.models.load_model(path)
+    model = load_classifier(path)
     clf = Classifier.from_dir(run / "model", "float")
     ids = clf.vocab.encode(names)
     logits = model.predict(ids, batch_size=1024, verbose=0)

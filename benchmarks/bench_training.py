@@ -194,7 +194,9 @@ def keras_and_tflite_steps(
     if tf_threads:
         tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
         tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
-    model = tf.keras.models.load_model(run / "model" / "keras_model.keras")
+    from model.gru import load_classifier
+
+    model = load_classifier(run / "model" / "keras_model.keras")
     model.compile(
         optimizer=tf.keras.optimizers.SGD(LEARNING_RATE),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),

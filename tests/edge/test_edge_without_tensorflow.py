@@ -61,11 +61,11 @@ def test_on_device_training_lowers_the_loss(edge_session: tuple[dict, dict]) -> 
 def test_weights_round_trip_exactly_between_tflite_and_keras(
     edge_session: tuple[dict, dict], trained_run: Path
 ) -> None:
-    import tensorflow as tf
+    from model.gru import load_classifier
 
     report, arrays = edge_session
     assert report["restored_exactly"]
-    model = tf.keras.models.load_model(trained_run / "model" / "keras_model.keras")
+    model = load_classifier(trained_run / "model" / "keras_model.keras")
     keras_w = [v.numpy() for v in model.trainable_variables]
     initial = [arrays[f"initial_{i}"] for i in range(len(keras_w))]
     for k, t in zip(keras_w, initial, strict=True):  # Keras -> TFLite: bit-exact
