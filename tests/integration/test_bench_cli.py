@@ -188,8 +188,12 @@ def test_footprint_clients_and_installed_sizes(bench_all: tuple[Path, dict, str]
         assert clients[name]["tf_modules_loaded"] > 0, name
     for c in clients.values():
         assert _positive(c["peak_rss_bytes"], c["wall_s"]) and c["import_s"] >= 0
-    # Same work, same artifacts: the edge client and the tf.lite one agree on accuracy.
-    assert clients["edge"]["accuracy"] == pytest.approx(clients["tensorflow_tflite"]["accuracy"])
+    # Same work, same int8 artifact: the edge client and the tf.lite one agree on accuracy, up
+    # to near-ties. The two runtime builds' int8 kernels may round an output one level apart
+    # (2 of 3,602 predictions flipped in one run); 0.002 is ~7 names, far below a real defect.
+    assert clients["edge"]["accuracy"] == pytest.approx(
+        clients["tensorflow_tflite"]["accuracy"], abs=2e-3
+    )
     assert clients["bare_python"]["peak_rss_bytes"] < clients["edge"]["peak_rss_bytes"]
     inst = fp["installed"]
     assert {"numpy", "tflite-runtime", "grpcio", "protobuf", "pycryptodome"} <= set(
