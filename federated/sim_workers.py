@@ -144,6 +144,16 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
+#: Seconds a Ctrl-C or SIGTERM waits for the run to unwind before the process exits anyway.
+FORCED_EXIT_AFTER_S = 20.0
+
+
+def _forced_exit() -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, b"pifed: interrupted; a TFF call did not return after the workers stopped\n")
+    os._exit(130)
+
+
 @contextlib.contextmanager
 def interrupts_stop_workers() -> Iterator[None]:
     """Make Ctrl-C and SIGTERM stop the workers at once, even mid-computation.
@@ -160,8 +170,15 @@ def interrupts_stop_workers() -> Iterator[None]:
 
     def watch() -> None:
         with contextlib.suppress(OSError):
-            if os.read(r, 64):
+            data = os.read(r, 64)
+            if data:
                 stop_all()
+            if any(b in (signal.SIGINT, signal.SIGTERM) for b in data):
+                # A C++ call that keeps retrying the stopped workers never returns to Python, so
+                # the KeyboardInterrupt would never run: give it a grace period, then exit hard.
+                timer = threading.Timer(FORCED_EXIT_AFTER_S, _forced_exit)
+                timer.daemon = True
+                timer.start()
 
     watcher = threading.Thread(target=watch, name="pifed-interrupt-watch", daemon=True)
     watcher.start()
