@@ -113,14 +113,20 @@ def round_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write round.json: secagg round cost if available, simulation round time not yet."""
-    args = suite_parser(__doc__).parse_args(argv)
-    sa = secagg_results(args.out)
+def secagg_section(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The section both secagg suites start from (no raw rows), and the secagg results."""
+    sa = secagg_results(out)
     section: dict[str, Any] = {
         "secagg": {k: v for k, v in sa.items() if k != "rows"},
         "simulation": {"available": False, "reason": simulation_reason()},
     }
+    return section, sa
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write round.json: secagg round cost if available, simulation round time not yet."""
+    args = suite_parser(__doc__).parse_args(argv)
+    section, sa = secagg_section(args.out)
     if sa["available"]:
         section["secagg"]["rounds"] = round_rows(sa["rows"])
     write_section(args.out, "round", section)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from bench_round import secagg_results, simulation_reason
+from bench_round import secagg_section
 from suite_contract import suite_parser, write_section
 
 
@@ -59,11 +59,7 @@ def growth(points: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     """Write scaling.json."""
     args = suite_parser(__doc__).parse_args(argv)
-    sa = secagg_results(args.out)
-    section: dict[str, Any] = {
-        "secagg": {k: v for k, v in sa.items() if k != "rows"},
-        "simulation": {"available": False, "reason": simulation_reason()},
-    }
+    section, sa = secagg_section(args.out)
     if sa["available"]:
         points = by_n(sa["rows"])
         ms = sorted({p["m"] for p in points if p["m"] is not None})

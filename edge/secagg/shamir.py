@@ -30,7 +30,7 @@ from Crypto.Protocol import SecretSharing
 from Crypto.Protocol.SecretSharing import Shamir
 
 from .errors import NotEnoughShares, ShareVerificationError
-from .randomness import RandomSource
+from .randomness import DeterministicRandom, RandomSource
 
 __all__ = ["BLOCK_SIZE", "SECRET_SIZE", "ShareCombiner", "combine_shares", "split_secret"]
 
@@ -173,22 +173,10 @@ class ShareCombiner:
 
 def _self_test() -> None:
     """Known answer against ``Shamir.combine``, so a changed pycryptodome fails loudly here."""
-    blocks = [bytes(range(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)) for b in range(_BLOCKS)]
-    # A fixed polynomial per block: coefficients are the block and two constants.
-    indices = (2, 3, 5)
-    shares = {i: b"" for i in indices}
-    for block in blocks:
-        coeffs = [_Element(block), _Element(0x1234), _Element(0xABCDEF)]
-        for i in indices:
-            x, y = _Element(i), _Element(0)
-            for c in reversed(coeffs):
-                y = y * x + c
-            shares[i] += y.encode()
-    reference = b"".join(
-        Shamir.combine([(i, shares[i][b * BLOCK_SIZE : (b + 1) * BLOCK_SIZE]) for i in indices])
-        for b in range(_BLOCKS)
-    )
-    if reference != b"".join(blocks) or ShareCombiner(indices).combine(shares) != reference:
+    secret = bytes(range(SECRET_SIZE))
+    shares = split_secret(secret, 3, 5, DeterministicRandom(b"pifed-secagg/v1 shamir self-test"))
+    chosen = {i: shares[i - 1] for i in (2, 3, 5)}
+    if combine_shares(chosen, 3) != secret or ShareCombiner(sorted(chosen)).combine(chosen) != secret:
         raise ImportError(  # pragma: no cover - depends on the wheel
             "pycryptodome's GF(2^128) element no longer matches Shamir.combine; pin a "
             "pycryptodome release whose SecretSharing._Element does (see BUILD_NOTES.md)"
