@@ -155,14 +155,18 @@ def _forced_exit() -> None:
 
 
 @contextlib.contextmanager
-def interrupts_stop_workers() -> Iterator[None]:
+def interrupts_stop_workers(
+    forced_exit_after_s: float = FORCED_EXIT_AFTER_S,
+) -> Iterator[None]:
     """Make Ctrl-C and SIGTERM stop the workers at once, even mid-computation.
 
     Python runs signal handlers only between bytecodes, so a SIGINT that arrives while the main
     thread waits inside a TFF C++ call is not acted on until that call returns, which can take
     minutes. The C-level handler does write to the wakeup fd at once: a watcher thread reading
     it stops the workers, the blocked call fails fast, and the KeyboardInterrupt (or the
-    SIGTERM handler) then runs as usual. Call from the main thread.
+    SIGTERM handler) then runs as usual. If a call is still wedged ``forced_exit_after_s`` after
+    the signal, the process exits with status 130: a Ctrl-C always ends the process. Call from
+    the main thread.
     """
     r, w = os.pipe()
     os.set_blocking(w, False)
@@ -176,7 +180,7 @@ def interrupts_stop_workers() -> Iterator[None]:
             if any(b in (signal.SIGINT, signal.SIGTERM) for b in data):
                 # A C++ call that keeps retrying the stopped workers never returns to Python, so
                 # the KeyboardInterrupt would never run: give it a grace period, then exit hard.
-                timer = threading.Timer(FORCED_EXIT_AFTER_S, _forced_exit)
+                timer = threading.Timer(forced_exit_after_s, _forced_exit)
                 timer.daemon = True
                 timer.start()
 

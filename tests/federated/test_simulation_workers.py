@@ -104,6 +104,33 @@ def test_worker_is_stopped_at_interpreter_exit_without_stop() -> None:
     assert _wait_gone(pid), f"worker {pid} outlived its parent's normal exit"
 
 
+def test_ctrl_c_ends_the_process_even_if_a_call_never_returns() -> None:
+    # The sleep after the caught KeyboardInterrupt stands in for a TFF call that keeps retrying
+    # the stopped workers: only the watcher's forced exit can end this process.
+    code = textwrap.dedent(
+        """
+        import os, signal, time
+        from federated.sim_workers import interrupts_stop_workers
+        with interrupts_stop_workers(forced_exit_after_s=1.0):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                print("caught", flush=True)
+            time.sleep(120)
+        print("not reached", flush=True)
+        """
+    )
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stdout.split() == ["caught"]
+    assert "a TFF call did not return" in proc.stderr
+    assert time.monotonic() - start < 30
+
+
 def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as s:
