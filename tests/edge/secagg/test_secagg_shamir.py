@@ -1,5 +1,5 @@
-"""Shamir sharing of 32-byte secrets on top of pycryptodome: exhaustive subsets for small n,
-and the batched combiner the server uses, checked against pycryptodome's own combine."""
+"""Shamir sharing of 32-byte secrets on pycryptodome's GF(2^128): exhaustive subsets for small n,
+and the split and batched combiner, checked against pycryptodome's own Shamir.split/combine."""
 
 from __future__ import annotations
 
@@ -7,14 +7,22 @@ import itertools
 import os
 
 import pytest
+from Crypto.Cipher import _mode_gcm
 from Crypto.Protocol import SecretSharing
-from Crypto.Protocol.SecretSharing import Shamir
+from Crypto.Protocol.SecretSharing import Shamir, _Element
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.secagg import DeterministicRandom
 from edge.secagg.errors import NotEnoughShares, ShareVerificationError
-from edge.secagg.shamir import ShareCombiner, combine_shares, split_secret
+from edge.secagg.shamir import (
+    _FIELD,
+    ShareCombiner,
+    _GhashField,
+    combine_shares,
+    reference_split,
+    split_secret,
+)
 
 SECRET = bytes(range(100, 132))
 
@@ -42,12 +50,41 @@ def test_every_subset_below_t_fails_and_does_not_reveal_the_secret(n: int, t: in
                 assert Shamir.combine(points) != SECRET[16 * block : 16 * block + 16]
 
 
-def test_split_is_reproducible_from_the_injected_rng_and_restores_pycryptodome() -> None:
-    before = SecretSharing.rng
+def test_split_is_reproducible_from_the_injected_rng() -> None:
     first = split_secret(SECRET, 3, 5, DeterministicRandom(b"r"))
     assert first == split_secret(SECRET, 3, 5, DeterministicRandom(b"r"))
     assert first != split_secret(SECRET, 3, 5, DeterministicRandom(b"q"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(secret=st.binary(min_size=32, max_size=32), n=st.integers(2, 40), data=st.data())
+def test_split_is_byte_identical_to_pycryptodome_shamir_split(
+    secret: bytes, n: int, data: st.DataObject
+) -> None:
+    """The GHASH-based split is pycryptodome's polynomial, evaluated in C, on the same draws."""
+    t = data.draw(st.integers(2, n))
+    seed = data.draw(st.binary(min_size=1, max_size=8))
+    before = SecretSharing.rng
+    assert split_secret(secret, t, n, DeterministicRandom(seed)) == reference_split(
+        secret, t, n, DeterministicRandom(seed)
+    )
     assert SecretSharing.rng is before
+
+
+@pytest.mark.skipif(_mode_gcm._ghash_clmul is None, reason="this CPU only has the portable core")
+def test_the_portable_ghash_core_gives_the_same_shares_as_clmul() -> None:
+    """A Pi without PMULL uses the portable core: it must agree with the accelerated one."""
+    portable = _GhashField(_mode_gcm._ghash_portable)
+    fast = split_secret(SECRET, 4, 9, DeterministicRandom(b"core"))
+    assert split_secret(SECRET, 4, 9, DeterministicRandom(b"core"), field=portable) == fast
+    chosen = {i: fast[i - 1] for i in (2, 5, 7, 9)}
+    assert ShareCombiner(sorted(chosen), field=portable).combine(chosen) == SECRET
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.integers(0, 2**128 - 1), b=st.integers(0, 2**128 - 1))
+def test_field_products_match_pycryptodome_element(a: int, b: int) -> None:
+    assert _FIELD.mul(a, b) == int(_Element(a) * _Element(b))
 
 
 def test_a_tampered_share_changes_the_reconstruction() -> None:
