@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import ModelConfig
+from model.config import MAX_LEN, ModelConfig
 from model.encoding import Vocab, public_alphabet
 from model.manifest import MANIFEST_NAME, ModelManifest, unflatten_weights
 
@@ -43,7 +43,7 @@ def init_model(
     from model.gru import build_classifier
 
     tf.keras.utils.set_random_seed(seed)
-    vocab = Vocab(public_alphabet(), 20)
+    vocab = Vocab(public_alphabet(), MAX_LEN)
     cfg = ModelConfig(num_classes=len(languages), vocab_size=vocab.size, **overrides)  # type: ignore[arg-type]
     model = build_classifier(cfg)
     return export_artifacts(

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from model.config import ModelConfig
+from model.config import MAX_LEN, ModelConfig
 from model.dataset import NamesDataset
 from model.encoding import Vocab
 from model.gru import build_classifier
 from model.partition import partition
 from model.split import split_by_name
-
-MAX_LEN = 20
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ the same weights, written out step by step for TFLite:
 - It projects every character's input in one matmul before the loop and shares one recurrent
   matmul per step. Keras' own ``unroll=True`` projects step by step, and the int8 converter then
   kept two differently quantised copies of each recurrent kernel plus per-step metadata (an int8
-  file 0.53x the float one; 0.36x with this cell).
+  file 0.53x the float one; 0.36x with this cell at 20 steps, see BUILD_NOTES.md).
 - It returns the max over time directly. Max-pooling makes the prediction insensitive to the
   left padding, and the order of time steps does not matter to it.
 """

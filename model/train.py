@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from model.config import ModelConfig, TrainConfig
+from model.config import MAX_LEN, ModelConfig, TrainConfig
 from model.dataset import NamesDataset
 from model.encoding import Vocab
 from model.gru import build_classifier
@@ -103,7 +103,7 @@ def train_centralized(
     tf.keras.utils.set_random_seed(cfg.seed)
     train_all, test = split_by_name(ds, cfg.test_frac, cfg.seed)
     train, val = split_by_name(ds, cfg.val_frac, cfg.seed + 1, idx=train_all)
-    vocab = Vocab.build((ds.names[i] for i in train), max_len=20)
+    vocab = Vocab.build((ds.names[i] for i in train), max_len=MAX_LEN)
     mcfg = model_config_for(ds, vocab, **(model_overrides or {}))
     if mcfg.max_len != vocab.max_len:
         vocab = Vocab(vocab.chars, mcfg.max_len)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.config import MAX_LEN
 from model.dataset import NamesDataset, load_names
 
 
@@ -62,7 +63,7 @@ def test_client_dataset_covers_every_row_once_per_epoch_reshuffled(small_ds: Nam
     batches = list(client_dataset(client, epochs=2, batch_size=32, seed=5).as_numpy_iterator())
     per_epoch = -(-client.num_train // 32)
     assert len(batches) == 2 * per_epoch
-    assert all(x.shape[1] == 20 and x.dtype == np.int32 for x, _ in batches)
+    assert all(x.shape[1] == MAX_LEN and x.dtype == np.int32 for x, _ in batches)
     epochs = [batches[:per_epoch], batches[per_epoch:]]
     key = {(*r, int(y)) for r, y in zip(client.train_ids, client.train_labels, strict=True)}
     orders = []
