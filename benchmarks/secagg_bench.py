@@ -66,10 +66,10 @@ class ShamirTimer:
         class TimedCombiner(ShareCombiner):
             __slots__ = ()
 
-            def __init__(self, indices: Any) -> None:
+            def __init__(self, indices: Any, **kwargs: Any) -> None:
                 t0 = time.perf_counter()
                 try:
-                    super().__init__(indices)
+                    super().__init__(indices, **kwargs)
                 finally:
                     timer.combine_s += time.perf_counter() - t0
 

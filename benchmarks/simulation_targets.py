@@ -29,7 +29,9 @@ from typing import Any
 CLIENT_COUNTS = (10, 30, 100)
 
 
-def _run(ds: Any, out: Path, compare: bool, **overrides: Any) -> Any:
+def _run(
+    ds: Any, out: Path, compare: bool, run_names: list[str] | None = None, **overrides: Any
+) -> Any:
     from federated.sim_report import write_all
     from federated.simulation import SimulationConfig, simulate
 
@@ -43,7 +45,7 @@ def _run(ds: Any, out: Path, compare: bool, **overrides: Any) -> Any:
             flush=True,
         )
 
-    result = simulate(ds, cfg, out, compare=compare, on_round=on_round)
+    result = simulate(ds, cfg, out, compare=compare, on_round=on_round, run_names=run_names)
     write_all(result, out)
     return result
 
@@ -91,7 +93,9 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     res = _run(
         ds,
         out / "skew",
-        compare=not same,
+        compare=False,
+        # The plain run is not needed here: centralized (unless reused) and secure only.
+        run_names=["federated-secure"] if same else ["centralized", "federated-secure"],
         clients=2,
         partition="sorted-halves",
         rounds=args.rounds,

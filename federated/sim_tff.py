@@ -24,6 +24,11 @@ Aggregators (``model_aggregator``):
 - secure, fixed (``clip=C``): the same adaptive zeroing, a fixed L2 clip at ``C``, and a secure
   sum whose range is exactly what the clip allows: +-C times the largest client weight, so the
   secure sum itself never clips (only quantisation remains).
+- secure, per coordinate (``coordinate_clip=B``), what the fleet's SecAgg quantiser does
+  (``edge/secagg/quantize.py``): no zeroing and no L2 clip; the secure sum clips each weighted
+  coordinate to +-B times the largest client weight W, quantises to 32 bits and sums. For a
+  client of weight W that is exactly the fleet's ``w * clip(x, +-B)``; a lighter client is
+  clipped at +-B*W/w, more loosely than on the fleet.
 
 The test execution context (``federated.sim_workers``) rewrites secure sums into clipped,
 quantised plain sums: the simulation measures what secure aggregation costs in accuracy; it is
@@ -60,25 +65,37 @@ def build_optimizer(kind: str, learning_rate: float) -> tff.learning.optimizers.
     raise SimulationSetupError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def model_aggregator(
-    secure: bool, clip: float | None = None, max_client_weight: int = 1
-) -> tff.aggregators.WeightedAggregationFactory:
-    """The model-update aggregator (see module docstring for every bound)."""
-    if not secure:
-        return tff.aggregators.MeanFactory()
-    if clip is None:
-        return tff.learning.secure_aggregator(zeroing=True, clipping=True)
-    if clip <= 0:
-        raise SimulationSetupError(f"clip must be > 0, got {clip}")
-    if max_client_weight < 1:
-        raise SimulationSetupError(f"max_client_weight must be >= 1, got {max_client_weight}")
-    bound = float(clip) * float(max_client_weight)
-    mean = tff.aggregators.MeanFactory(
+def _secure_mean(bound: float) -> tff.aggregators.WeightedAggregationFactory:
+    """Weighted mean whose weighted values are secure-summed, each coordinate clipped to +-bound."""
+    return tff.aggregators.MeanFactory(
         value_sum_factory=tff.aggregators.SecureSumFactory(bound, -bound),
         weight_sum_factory=tff.aggregators.SecureSumFactory(
             upper_bound_threshold=float(MAX_SECURE_WEIGHT_SUM), lower_bound_threshold=0.0
         ),
     )
+
+
+def model_aggregator(
+    secure: bool,
+    clip: float | None = None,
+    max_client_weight: int = 1,
+    coordinate_clip: float | None = None,
+) -> tff.aggregators.WeightedAggregationFactory:
+    """The model-update aggregator (see module docstring for every bound)."""
+    if not secure:
+        return tff.aggregators.MeanFactory()
+    if clip is not None and coordinate_clip is not None:
+        raise SimulationSetupError("choose one of clip (L2) and coordinate_clip, not both")
+    for name, value in (("clip", clip), ("coordinate_clip", coordinate_clip)):
+        if value is not None and not value > 0:
+            raise SimulationSetupError(f"{name} must be > 0, got {value}")
+    if max_client_weight < 1:
+        raise SimulationSetupError(f"max_client_weight must be >= 1, got {max_client_weight}")
+    if coordinate_clip is not None:
+        return _secure_mean(float(coordinate_clip) * float(max_client_weight))
+    if clip is None:
+        return tff.learning.secure_aggregator(zeroing=True, clipping=True)
+    mean = _secure_mean(float(clip) * float(max_client_weight))
     clipped = tff.aggregators.clipping_factory(
         float(clip),
         mean,

@@ -76,6 +76,8 @@ class SimulationConfig:
     secure: bool = True
     # Fixed L2 clip of client updates under secure aggregation; None: TFF's adaptive defaults.
     clip: float | None = None
+    # Per-coordinate clip of each update at +-B with no L2 clip or zeroing: the fleet's SecAgg.
+    coordinate_clip: float | None = None
     units: int = 128
     embed_dim: int = 64
     seed: int = 0
@@ -114,6 +116,12 @@ class SimulationConfig:
                 raise SimulationConfigError(f"{flag} must be > 0, got {getattr(self, name)}")
         if self.clip is not None and not self.clip > 0:
             raise SimulationConfigError(f"--clip must be > 0, got {self.clip}")
+        if self.coordinate_clip is not None and not self.coordinate_clip > 0:
+            raise SimulationConfigError(
+                f"--coordinate-clip must be > 0, got {self.coordinate_clip}"
+            )
+        if self.clip is not None and self.coordinate_clip is not None:
+            raise SimulationConfigError("use one of --clip (L2) and --coordinate-clip, not both")
         try:
             PartitionScheme.parse(self.partition)
         except ValueError as e:
@@ -347,7 +355,7 @@ def run_federated(
         mcfg,
         build_optimizer(cfg.client_optimizer, cfg.client_lr),
         build_optimizer(cfg.server_optimizer, cfg.server_lr),
-        model_aggregator(secure, cfg.clip, max_weight),
+        model_aggregator(secure, cfg.clip, max_weight, cfg.coordinate_clip),
     )
     state = with_weights(process.initialize(), initial_weights(mcfg, cfg.seed))
     calibration = data.train_ids
@@ -463,8 +471,12 @@ def simulate(
     workers: Sequence[Any] = (),
     on_round: RoundCallback | None = None,
     on_stage: Callable[[str], None] | None = None,
+    run_names: Sequence[str] | None = None,
 ) -> SimulationResult:
     """Run the simulation (or all three runs with ``compare``), export the final model.
+
+    ``run_names`` picks the runs explicitly (e.g. centralized and secure only, for a benchmark
+    that needs no plain run); it must include the primary run, whose model is exported.
 
     The TFF worker is started and stopped inside (``federated.sim_workers``): it is gone when
     this returns or raises, including on ``KeyboardInterrupt``.
@@ -481,6 +493,14 @@ def simulate(
     mcfg = simulation_model_config(data, cfg.units, cfg.embed_dim)
     primary = RUN_SECURE if cfg.secure else RUN_PLAIN
     plan = [RUN_CENTRALIZED, RUN_PLAIN, RUN_SECURE] if compare else [primary]
+    if run_names is not None:
+        unknown = set(run_names) - {RUN_CENTRALIZED, RUN_PLAIN, RUN_SECURE}
+        if unknown or primary not in run_names:
+            raise SimulationConfigError(
+                f"run_names {list(run_names)} must be among {RUN_CENTRALIZED}, {RUN_PLAIN}, "
+                f"{RUN_SECURE} and include the primary run {primary}"
+            )
+        plan = [n for n in (RUN_CENTRALIZED, RUN_PLAIN, RUN_SECURE) if n in run_names]
     runs: list[RunResult] = []
     scratch = out / "rounds-tmp"
     scratch.mkdir(exist_ok=True)

@@ -80,6 +80,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: TFF's adaptive clipping)",
     )
     p.add_argument(
+        "--coordinate-clip",
+        type=float,
+        default=None,
+        metavar="BOUND",
+        help="clip each update coordinate to +-BOUND with no L2 clip or zeroing, as the fleet's "
+        "secure aggregation does (pifed server --clip); excludes --clip",
+    )
+    p.add_argument(
         "--compare",
         action="store_true",
         help="also run centralized and federated-plain/secure, plotted side by side",
@@ -144,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
             partition=args.partition,
             secure=args.secure,
             clip=args.clip,
+            coordinate_clip=args.coordinate_clip,
             units=args.units,
             embed_dim=args.embed_dim,
             seed=args.seed,

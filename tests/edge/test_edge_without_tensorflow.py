@@ -80,3 +80,37 @@ def test_weights_round_trip_exactly_between_tflite_and_keras(
     keras_logits = model(arrays["ids"], training=False).numpy()
     np.testing.assert_allclose(keras_logits, arrays["trained_logits"], atol=1e-4)
     np.testing.assert_allclose(arrays["infer_logits"], arrays["float_logits"], atol=1e-4)
+
+
+def test_one_on_device_sgd_step_equals_the_tensorflow_gradient_step(trained_run: Path) -> None:
+    """train.tflite's gradients are TensorFlow's: the fleet and the TFF simulation learn alike.
+
+    The batch repeats character ids (the padding id 0 in every row), which a wrong embedding
+    gradient (a scatter that overwrites instead of adding) would get wrong, and masks padding
+    rows with weight 0.
+    """
+    import tensorflow as tf
+
+    from edge.trainer import OnDeviceTrainer
+    from model.gru import load_classifier, weighted_cross_entropy
+
+    trainer = OnDeviceTrainer(trained_run / "model")
+    model = load_classifier(trained_run / "model" / "keras_model.keras")
+    vocab, n = trainer.manifest.vocab, len(trainer.manifest.languages)
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, vocab.size, size=(trainer.batch, vocab.max_len)).astype(np.int32)
+    x[:, :4] = 0
+    y = rng.integers(0, n, size=trainer.batch).astype(np.int32)
+    w = np.ones(trainer.batch, np.float32)
+    w[-3:] = 0.0
+    before = trainer.weights()
+    trainer.train_step(x, y, w, 0.5)
+    with tf.GradientTape() as tape:
+        loss = weighted_cross_entropy(model(x, training=False), y, w, n)
+    grads = tape.gradient(loss, model.trainable_variables)
+    for var, grad, old, new in zip(
+        model.trainable_variables, grads, before, trainer.weights(), strict=True
+    ):
+        expected = var.numpy() - 0.5 * tf.convert_to_tensor(grad).numpy()
+        assert np.abs(new - old).max() > 0, var.name  # every tensor moved
+        np.testing.assert_allclose(new, expected, atol=1e-6, err_msg=var.name)

@@ -1,0 +1,171 @@
+"""Parity of the fleet with the TFF simulation, both run here in one go on the same settings.
+
+Usage:
+    uv run --frozen python benchmarks/fleet_parity.py --out DIR [--rounds 10] [--seed 0]
+
+Target (issue 5): 2 devices, iid, same configuration: the fleet's final accuracy is within 1.5
+points of the simulation's.
+
+- **Fleet:** `pifed demo` (a coordinator and 2 `pifed edge` subprocesses over TLS on loopback,
+  real secure aggregation, on-device training through ``train.tflite``), with the gate always
+  promoting so that the deployed model is the last round's.
+- **Simulation:** ``federated.simulation.simulate`` (TFF weighted FedAvg) with the fleet's
+  aggregation: ``coordinate_clip`` = the fleet's ``--clip`` (per-coordinate clip, no L2 clip or
+  zeroing), secure sums on.
+- **Same:** partition (``iid``, 2 devices), seed, global test split, BiGRU size, rounds, one
+  local epoch of plain SGD at the same learning rate and batch 32, server SGD 1.0, no dropout.
+- **Not the same, by design:** the fleet starts from its own random model over the public
+  alphabet (``federated.exporter.init_model``), the simulation from its own over the training
+  names' characters; shuffling order; the fleet's devices re-split their names for their
+  held-out part.
+
+Both final float models are evaluated here by ``pifed evaluate`` on the same global test names
+(never seen by either). Writes ``OUT/parity.json`` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_POINTS = 1.5
+
+
+def _evaluate(model: Path, names: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pifed",
+            "evaluate",
+            "--model",
+            str(model),
+            "--data",
+            str(names),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"pifed evaluate {model} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def run_fleet(out: Path, args: argparse.Namespace, data: str | None) -> dict[str, Any]:
+    """`pifed demo` with 2 devices; returns its rounds (report/rounds.csv) and its run time."""
+    cmd = [
+        sys.executable, "-m", "pifed", "demo", "--out", str(out), "--devices", "2",
+        "--partition", "iid", "--units", str(args.units), "--embed-dim", str(args.embed_dim),
+        "--rounds", str(args.rounds), "--local-epochs", "1", "--client-lr", str(args.lr),
+        "--server-lr", "1.0", "--clip", str(args.clip), "--gate-min-accuracy", "0",
+        "--gate-tolerance", "1", "--seed", str(args.seed),
+    ]  # fmt: skip
+    if data:
+        cmd += ["--data", data]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    (out.parent / "fleet.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pifed demo failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    with open(out / "report" / "rounds.csv", newline="") as f:
+        rounds = list(csv.DictReader(f))
+    return {"rounds": rounds, "seconds": seconds}
+
+
+def run_simulation(out: Path, args: argparse.Namespace, data: str | None) -> dict[str, Any]:
+    """The TFF simulation on the fleet's settings; returns its rounds and run time."""
+    from federated.gate import GateConfig
+    from federated.sim_report import write_all
+    from federated.sim_workers import interrupts_stop_workers
+    from federated.simulation import SimulationConfig, simulate
+    from model.dataset import load_names, resolve_data_dir
+
+    cfg = SimulationConfig(
+        clients=2,
+        rounds=args.rounds,
+        local_epochs=1,
+        batch_size=32,
+        client_optimizer="sgd",
+        client_lr=args.lr,
+        server_optimizer="sgd",
+        server_lr=1.0,
+        partition="iid",
+        secure=True,
+        coordinate_clip=args.clip,
+        units=args.units,
+        embed_dim=args.embed_dim,
+        seed=args.seed,
+        gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
+        gate_kind="float",
+    )
+    ds = load_names(resolve_data_dir(data))
+    start = time.perf_counter()
+    with interrupts_stop_workers():
+        result = simulate(ds, cfg, out)
+    write_all(result, out)
+    return {"rounds": result.runs[0].rounds, "seconds": time.perf_counter() - start}
+
+
+def main() -> int:
+    """Run the fleet, then the simulation, evaluate both, write OUT/parity.json."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="new directory for both runs and parity.json")
+    ap.add_argument("--data", help="names folder (default: $PIFED_DATA)")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=0.3, help="client SGD learning rate (both)")
+    ap.add_argument("--clip", type=float, default=1.0, help="per-coordinate clip (both)")
+    ap.add_argument("--units", type=int, default=128)
+    ap.add_argument("--embed-dim", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        ap.error(f"{out} is not empty; choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    data = args.data or os.environ.get("PIFED_DATA")
+
+    fleet = run_fleet(out / "fleet", args, data)
+    sim = run_simulation(out / "simulation", args, data)
+    test_names = out / "fleet" / "test_names"
+    fleet_test = _evaluate(out / "fleet" / "report" / "deployed_model" / "model_float.tflite",
+                           test_names)  # fmt: skip
+    sim_test = _evaluate(out / "simulation" / "model" / "model_float.tflite", test_names)
+    gap = 100 * (fleet_test["accuracy"] - sim_test["accuracy"])
+    figures = {
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data")},
+        "test_names": fleet_test["n"],
+        "fleet_final_test_accuracy": fleet_test["accuracy"],
+        "fleet_final_test_balanced_accuracy": fleet_test["balanced_accuracy"],
+        "simulation_final_test_accuracy": sim_test["accuracy"],
+        "simulation_final_test_balanced_accuracy": sim_test["balanced_accuracy"],
+        "fleet_minus_simulation_points": gap,
+        "target_points": TARGET_POINTS,
+        "met": abs(gap) <= TARGET_POINTS,
+        "per_round": {
+            "fleet_on_device_accuracy": [
+                float(r["fleet_accuracy"]) if r["fleet_accuracy"] else None for r in fleet["rounds"]
+            ],
+            "simulation_test_accuracy": [r.test_accuracy for r in sim["rounds"]],
+            "simulation_on_device_accuracy": [r.fleet_accuracy for r in sim["rounds"]],
+        },
+        "seconds": {"fleet": fleet["seconds"], "simulation": sim["seconds"]},
+    }
+    text = json.dumps(figures, indent=2)
+    (out / "parity.json").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
