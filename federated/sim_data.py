@@ -56,6 +56,8 @@ class SimulationData:
     test_labels: np.ndarray
     partition: str
     seed: int
+    # The first global model, when a run starts from a given one (``--init-model``).
+    start_weights: tuple[np.ndarray, ...] | None = None
 
     @property
     def train_ids(self) -> np.ndarray:
@@ -90,11 +92,17 @@ def prepare_data(
     seed: int,
     test_frac: float = 0.2,
     holdout_frac: float = 0.2,
+    vocab: Vocab | None = None,
 ) -> SimulationData:
-    """Split, partition across ``n_clients`` devices and encode (see module docstring)."""
+    """Split, partition across ``n_clients`` devices and encode (see module docstring).
+
+    The vocabulary is built from the devices' training names unless one is given (a model the
+    run starts from brings its own).
+    """
     train_rows, test_rows = split_by_name(ds, test_frac, seed)
     parts = partition(ds, train_rows, n_clients, scheme, seed, holdout_frac=holdout_frac)
-    vocab = Vocab.build((ds.names[int(i)] for p in parts for i in p.train), max_len=MAX_LEN)
+    if vocab is None:
+        vocab = Vocab.build((ds.names[int(i)] for p in parts for i in p.train), max_len=MAX_LEN)
     clients = tuple(
         ClientData(
             device=p.device,
@@ -168,6 +176,13 @@ def initial_weights(cfg: ModelConfig, seed: int) -> list[np.ndarray]:
     if model.non_trainable_weights:
         raise ValueError("the simulation expects a model with trainable weights only")
     return [np.asarray(v.numpy()) for v in model.trainable_variables]
+
+
+def start_weights(data: SimulationData, cfg: ModelConfig, seed: int) -> list[np.ndarray]:
+    """A run's first global model: the given one (``--init-model``), else a seeded fresh one."""
+    if data.start_weights is not None:
+        return [np.array(w, np.float32) for w in data.start_weights]
+    return initial_weights(cfg, seed)
 
 
 def keras_loss() -> tf.keras.losses.Loss:

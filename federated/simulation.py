@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from edge.runtime import Classifier
 from federated.gate import FleetMetrics, GateConfig, aggregate_device_metrics, decide
 from model.config import ModelConfig
 from model.dataset import NamesDataset
+from model.encoding import Vocab
 from model.partition import PartitionScheme
 
 if TYPE_CHECKING:  # sim_data imports TensorFlow; this module stays importable without it
@@ -78,6 +79,9 @@ class SimulationConfig:
     clip: float | None = None
     # Per-coordinate clip of each update at +-B with no L2 clip or zeroing: the fleet's SecAgg.
     coordinate_clip: float | None = None
+    # Start from this model folder's vocabulary and weights (e.g. a fleet's init-model) instead
+    # of a fresh seeded model: a simulation and a fleet then begin at the same point.
+    init_model: str | None = None
     units: int = 128
     embed_dim: int = 64
     seed: int = 0
@@ -333,8 +337,8 @@ def run_federated(
     from federated.sim_data import (
         build_model,
         client_dataset,
-        initial_weights,
         simulation_model_config,
+        start_weights,
     )
     from federated.sim_tff import (
         aggregator_metrics,
@@ -357,7 +361,7 @@ def run_federated(
         build_optimizer(cfg.server_optimizer, cfg.server_lr),
         model_aggregator(secure, cfg.clip, max_weight, cfg.coordinate_clip),
     )
-    state = with_weights(process.initialize(), initial_weights(mcfg, cfg.seed))
+    state = with_weights(process.initialize(), start_weights(data, mcfg, cfg.seed))
     calibration = data.train_ids
     rng = np.random.default_rng(cfg.seed)
     gate = _GateTracker(cfg.gate)
@@ -404,11 +408,11 @@ def run_centralized(
     """The reference: the same model, start, optimiser, batch and total epochs, on all names."""
     import tensorflow as tf
 
-    from federated.sim_data import build_model, initial_weights, keras_loss, simulation_model_config
+    from federated.sim_data import build_model, keras_loss, simulation_model_config, start_weights
 
     start = time.perf_counter()
     mcfg = simulation_model_config(data, cfg.units, cfg.embed_dim)
-    model = build_model(mcfg, initial_weights(mcfg, cfg.seed))
+    model = build_model(mcfg, start_weights(data, mcfg, cfg.seed))
     opt = (
         tf.keras.optimizers.SGD(cfg.client_lr)
         if cfg.client_optimizer == "sgd"
@@ -463,6 +467,34 @@ class SimulationResult:
     seconds: float = 0.0
 
 
+def load_start(cfg: SimulationConfig, ds: NamesDataset) -> tuple[Vocab, list[np.ndarray]]:
+    """The vocabulary and weights of ``cfg.init_model``, checked against the data and config."""
+    from edge.trainer import OnDeviceTrainer
+    from model.manifest import ModelManifest
+
+    folder = Path(str(cfg.init_model))
+    try:
+        manifest = ModelManifest.load(folder)
+    except (OSError, ValueError) as e:
+        raise SimulationConfigError(f"--init-model {folder}: {e}") from e
+    if tuple(manifest.languages) != tuple(ds.languages):
+        raise SimulationConfigError(
+            f"--init-model {folder} was made for languages {list(manifest.languages)}, but the "
+            f"data has {list(ds.languages)}; use a model made for this data"
+        )
+    for key, flag in (("units", "--units"), ("embed_dim", "--embed-dim")):
+        if manifest.model_config.get(key) != getattr(cfg, key):
+            raise SimulationConfigError(
+                f"--init-model {folder} has {key}={manifest.model_config.get(key)} but "
+                f"{flag} is {getattr(cfg, key)}; pass {flag} {manifest.model_config.get(key)}"
+            )
+    if "train" not in manifest.artifacts:
+        raise SimulationConfigError(
+            f"--init-model {folder} has no train.tflite to read its weights from"
+        )
+    return manifest.vocab, OnDeviceTrainer(folder).weights()
+
+
 def simulate(
     ds: NamesDataset,
     cfg: SimulationConfig,
@@ -489,7 +521,18 @@ def simulate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stage = on_stage or (lambda _msg: None)
-    data = prepare_data(ds, cfg.clients, cfg.partition, cfg.seed, cfg.test_frac, cfg.holdout_frac)
+    init = load_start(cfg, ds) if cfg.init_model else None
+    data = prepare_data(
+        ds,
+        cfg.clients,
+        cfg.partition,
+        cfg.seed,
+        cfg.test_frac,
+        cfg.holdout_frac,
+        vocab=init[0] if init else None,
+    )
+    if init:
+        data = replace(data, start_weights=tuple(init[1]))
     mcfg = simulation_model_config(data, cfg.units, cfg.embed_dim)
     primary = RUN_SECURE if cfg.secure else RUN_PLAIN
     plan = [RUN_CENTRALIZED, RUN_PLAIN, RUN_SECURE] if compare else [primary]

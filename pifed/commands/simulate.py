@@ -88,6 +88,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "secure aggregation does (pifed server --clip); excludes --clip",
     )
     p.add_argument(
+        "--init-model",
+        metavar="DIR",
+        default=None,
+        help="start from this model folder's vocabulary and weights (e.g. a fleet's "
+        "init-model) instead of a fresh seeded model",
+    )
+    p.add_argument(
         "--compare",
         action="store_true",
         help="also run centralized and federated-plain/secure, plotted side by side",
@@ -153,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             secure=args.secure,
             clip=args.clip,
             coordinate_clip=args.coordinate_clip,
+            init_model=args.init_model,
             units=args.units,
             embed_dim=args.embed_dim,
             seed=args.seed,

@@ -1,6 +1,9 @@
-"""SimulationConfig, client sampling, the gate tracker and --workers parsing (no TensorFlow)."""
+"""SimulationConfig, client sampling, the gate tracker, --workers parsing and --init-model."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +14,10 @@ from federated.simulation import (
     SimulationConfig,
     SimulationConfigError,
     _GateTracker,
+    load_start,
     sample_clients,
 )
+from model.dataset import load_names
 
 
 @pytest.mark.parametrize(
@@ -31,6 +36,8 @@ from federated.simulation import (
         ({"client_lr": 0.0}, "--client-lr"),
         ({"server_lr": -1.0}, "--server-lr"),
         ({"clip": 0.0}, "--clip"),
+        ({"coordinate_clip": 0.0}, "--coordinate-clip"),
+        ({"clip": 1.0, "coordinate_clip": 1.0}, "--coordinate-clip"),
         ({"partition": "dirichlet:-1"}, "--partition"),
         ({"partition": "random"}, "--partition"),
         ({"gate_kind": "dynamic"}, "gate_kind"),
@@ -102,3 +109,31 @@ def test_parse_workers(text: str, expected: tuple[WorkerAddress, ...]) -> None:
 def test_parse_workers_rejects(text: str) -> None:
     with pytest.raises(WorkerAddressError):
         parse_workers(text)
+
+
+def test_init_model_brings_its_vocabulary_and_weights_and_must_fit(
+    trained_run: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """--init-model: a simulation can start where a fleet starts; a misfit names the flag."""
+    from edge.trainer import OnDeviceTrainer
+    from model.manifest import ModelManifest
+
+    ds = load_names(data_dir)
+    folder = trained_run / "model"
+    manifest = ModelManifest.load(folder)
+    units, embed = manifest.model_config["units"], manifest.model_config["embed_dim"]
+    cfg = SimulationConfig(units=units, embed_dim=embed, init_model=str(folder))
+    vocab, weights = load_start(cfg, ds)
+    assert vocab == manifest.vocab
+    for got, want in zip(weights, OnDeviceTrainer(folder).weights(), strict=True):
+        assert np.array_equal(got, want)
+    with pytest.raises(SimulationConfigError, match=f"pass --units {units}"):
+        load_start(replace(cfg, units=units + 1), ds)
+    two = tmp_path / "two-languages"
+    two.mkdir()
+    (two / "English.txt").write_text("Smith\nJones\n")
+    (two / "Italian.txt").write_text("Rossi\nBianchi\n")
+    with pytest.raises(SimulationConfigError, match="languages"):
+        load_start(cfg, load_names(two))
+    with pytest.raises(SimulationConfigError, match="--init-model"):
+        load_start(replace(cfg, init_model=str(tmp_path / "nowhere")), ds)

@@ -103,3 +103,18 @@ def test_fleet_metrics_are_the_devices_reports_weighted_by_examples(
         pred = np.argmax(clf.logits(clf.vocab.encode(names)), axis=1)
         pooled = classification_metrics(labels, pred, len(data.languages))
         assert ev.fleet[kind].accuracy == pytest.approx(pooled["accuracy"], abs=1e-9)
+
+
+def test_a_given_vocabulary_is_used_for_every_device(small_ds: NamesDataset) -> None:
+    """A run that starts from a model (--init-model) encodes with that model's vocabulary."""
+    from federated.sim_data import prepare_data
+    from model.encoding import Vocab, public_alphabet
+
+    vocab = Vocab(public_alphabet(), MAX_LEN)
+    own = prepare_data(small_ds, 2, "iid", 0)
+    given = prepare_data(small_ds, 2, "iid", 0, vocab=vocab)
+    assert given.vocab == vocab and own.vocab != vocab
+    for a, b in zip(own.clients, given.clients, strict=True):
+        assert len(a.train_ids) == len(b.train_ids)
+        assert not np.array_equal(a.train_ids, b.train_ids)  # other ids for the same names
+    assert given.start_weights is None
