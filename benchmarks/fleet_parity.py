@@ -1,7 +1,7 @@
 """Parity of the fleet with the TFF simulation, both run here in one go on the same settings.
 
 Usage:
-    uv run --frozen python benchmarks/fleet_parity.py --out DIR [--rounds 10] [--seed 0]
+    uv run --frozen python benchmarks/fleet_parity.py --out DIR [--rounds 15] [--lr 0.1] [--seed 0]
 
 Target (issue 5): 2 devices, iid, same configuration: the fleet's final accuracy is within 1.5
 points of the simulation's.
@@ -20,6 +20,11 @@ points of the simulation's.
   TFF); the fleet's devices re-split their names for their held-out part; SecAgg's quantisation
   noise. At a high learning rate those make single rounds swing by several points (see
   docs/simulation.md), so the benchmark also reports the mean of the last 3 rounds.
+
+The defaults (client SGD 0.1, 15 rounds) are where one round's accuracy no longer swings:
+at 0.3 one run of the simulation fell from 0.719 to 0.592 in its last round, while the fleet
+from the same start rose smoothly, so a final-round comparison there measures that swing, not
+the two implementations (docs/simulation.md has both).
 
 Both final float models are evaluated here by ``pifed evaluate`` on the same global test names
 (never seen by either). Writes ``OUT/parity.json`` and prints it.
@@ -130,8 +135,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="new directory for both runs and parity.json")
     ap.add_argument("--data", help="names folder (default: $PIFED_DATA)")
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.3, help="client SGD learning rate (both)")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--lr", type=float, default=0.1, help="client SGD learning rate (both)")
     ap.add_argument("--clip", type=float, default=1.0, help="per-coordinate clip (both)")
     ap.add_argument("--units", type=int, default=128)
     ap.add_argument("--embed-dim", type=int, default=64)

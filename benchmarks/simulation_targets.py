@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from federated.simulation import DEFAULT_CLIENT_LR
+
 CLIENT_COUNTS = (10, 30, 100)
 
 
@@ -64,6 +66,7 @@ def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         rounds=args.rounds,
         units=args.units,
         embed_dim=args.embed_dim,
+        client_lr=args.client_lr,
         seed=args.seed,
     )
     cen, plain, sec = (_acc(res, n) for n in ("centralized", "federated-plain", "federated-secure"))
@@ -101,6 +104,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         rounds=args.rounds,
         units=args.units,
         embed_dim=args.embed_dim,
+        client_lr=args.client_lr,
         seed=args.seed,
     )
     cen = ref["per_round"]["centralized"] if same and ref else _acc(res, "centralized")
@@ -120,7 +124,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _model(args: argparse.Namespace) -> str:
-    return f"GRU-{args.units} embed {args.embed_dim}"
+    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}"
 
 
 def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -137,6 +141,7 @@ def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
             rounds=args.rounds if n == max(CLIENT_COUNTS) else min(args.rounds, 3),
             units=args.units,
             embed_dim=args.embed_dim,
+            client_lr=args.client_lr,
             seed=args.seed,
         )
         rounds = res.runs[0].rounds
@@ -165,6 +170,9 @@ def main() -> int:
     ap.add_argument("--units", type=int, default=None)
     ap.add_argument("--embed-dim", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--client-lr", type=float, default=DEFAULT_CLIENT_LR, help="client SGD learning rate"
+    )
     ap.add_argument("--out", default="runs/bench-sim")
     args = ap.parse_args()
     small = args.mode == "scaling"
