@@ -67,6 +67,7 @@ def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         units=args.units,
         embed_dim=args.embed_dim,
         client_lr=args.client_lr,
+        coordinate_clip=args.coordinate_clip,
         seed=args.seed,
     )
     cen, plain, sec = (_acc(res, n) for n in ("centralized", "federated-plain", "federated-secure"))
@@ -105,6 +106,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         units=args.units,
         embed_dim=args.embed_dim,
         client_lr=args.client_lr,
+        coordinate_clip=args.coordinate_clip,
         seed=args.seed,
     )
     cen = ref["per_round"]["centralized"] if same and ref else _acc(res, "centralized")
@@ -124,7 +126,8 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _model(args: argparse.Namespace) -> str:
-    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}"
+    clip = f" coordinate clip {args.coordinate_clip}" if args.coordinate_clip else ""
+    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}{clip}"
 
 
 def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -172,6 +175,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--client-lr", type=float, default=DEFAULT_CLIENT_LR, help="client SGD learning rate"
+    )
+    ap.add_argument(
+        "--coordinate-clip",
+        type=float,
+        default=None,
+        help="the fleet's per-coordinate clip instead of TFF's adaptive aggregator (iid, skew)",
     )
     ap.add_argument("--out", default="runs/bench-sim")
     args = ap.parse_args()

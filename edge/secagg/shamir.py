@@ -84,7 +84,9 @@ class _GhashField:
         return self.horner(a, self.reflect(b.to_bytes(BLOCK_SIZE, "big")))
 
 
-_FIELD = _GhashField(getattr(_mode_gcm, "_ghash_clmul", None) or _mode_gcm._ghash_portable)
+_FIELD = _GhashField(
+    getattr(_mode_gcm, "_ghash_clmul", None) or getattr(_mode_gcm, "_ghash_portable", None)
+)
 
 
 def _checked_index(index: object) -> int:
