@@ -518,10 +518,10 @@ def simulate(
     from model.export import export_artifacts
 
     start = time.perf_counter()
+    init = load_start(cfg, ds) if cfg.init_model else None  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stage = on_stage or (lambda _msg: None)
-    init = load_start(cfg, ds) if cfg.init_model else None
     data = prepare_data(
         ds,
         cfg.clients,

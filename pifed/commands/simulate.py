@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with interrupts_stop_workers():
             return _simulate(args, cfg, ds, workers)
-    except WorkerError as e:
+    except (WorkerError, SimulationConfigError) as e:
         print(f"pifed simulate: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     finally:

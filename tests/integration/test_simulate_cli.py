@@ -179,7 +179,7 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_worker(small_data: Path, tmp_pat
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_invalid_flags_exit_2_naming_the_flag(tmp_path: Path) -> None:
+def test_invalid_flags_exit_2_naming_the_flag(tmp_path: Path, data_dir: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pifed", "simulate", "--out", str(tmp_path), "--fraction", "0"],
         capture_output=True,
@@ -197,3 +197,15 @@ def test_invalid_flags_exit_2_naming_the_flag(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert proc.returncode == 2 and "HOST:PORT" in proc.stderr
+    out = tmp_path / "with-bad-start"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pifed", "simulate", "--out", str(out), "--data", str(data_dir),
+         "--init-model", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--init-model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
