@@ -68,6 +68,7 @@ def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         embed_dim=args.embed_dim,
         client_lr=args.client_lr,
         coordinate_clip=args.coordinate_clip,
+        server_momentum=args.server_momentum,
         seed=args.seed,
     )
     cen, plain, sec = (_acc(res, n) for n in ("centralized", "federated-plain", "federated-secure"))
@@ -107,6 +108,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         embed_dim=args.embed_dim,
         client_lr=args.client_lr,
         coordinate_clip=args.coordinate_clip,
+        server_momentum=args.server_momentum,
         seed=args.seed,
     )
     cen = ref["per_round"]["centralized"] if same and ref else _acc(res, "centralized")
@@ -127,7 +129,8 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def _model(args: argparse.Namespace) -> str:
     clip = f" coordinate clip {args.coordinate_clip}" if args.coordinate_clip else ""
-    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}{clip}"
+    momentum = f" server momentum {args.server_momentum}" if args.server_momentum else ""
+    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}{clip}{momentum}"
 
 
 def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -181,6 +184,12 @@ def main() -> int:
         type=float,
         default=None,
         help="the fleet's per-coordinate clip instead of TFF's adaptive aggregator (iid, skew)",
+    )
+    ap.add_argument(
+        "--server-momentum",
+        type=float,
+        default=0.0,
+        help="server SGD momentum, FedAvgM (iid, skew; the centralized reference ignores it)",
     )
     ap.add_argument("--out", default="runs/bench-sim")
     args = ap.parse_args()

@@ -10,7 +10,7 @@ It long-polls the coordinator for tasks and answers each one:
   held-out names, report the metrics;
 - ``deploy``: install a promoted version atomically under ``--state``.
 
-Nothing else leaves the Pi. TensorFlow is never imported: tflite-runtime, numpy, pycryptodome
+Nothing else leaves the Pi. TensorFlow is never imported: the TFLite runtime, numpy, pycryptodome
 and grpc only. Connection failures back off exponentially (with jitter) and reconnect, so the
 client rides out a coordinator restart.
 """

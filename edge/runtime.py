@@ -1,7 +1,9 @@
-"""Load and run pifed's TFLite inference artifacts with tflite-runtime, never TensorFlow.
+"""Load and run pifed's TFLite inference artifacts with a TFLite runtime, never TensorFlow.
 
-tflite-runtime 2.14 publishes cp311 wheels for Raspberry Pi OS (aarch64); its successor
-ai-edge-litert is used where that is what is installed (e.g. Python >= 3.12).
+tflite-runtime 2.14 publishes cp311 wheels for Raspberry Pi OS (aarch64) and is what the edge
+set installs; its successor ai-edge-litert is used where that is what is installed (e.g. Python
+>= 3.12). ``PIFED_TFLITE_RUNTIME`` picks one when both are installed, so the two can be
+compared on the same artifacts (BUILD_NOTES.md has why the edge set stays on tflite-runtime).
 """
 
 from __future__ import annotations
@@ -15,32 +17,52 @@ import numpy as np
 from model.encoding import Vocab
 from model.manifest import ModelManifest
 
+# Import name of each runtime's package, in order of preference.
+RUNTIMES = ("tflite_runtime", "ai_edge_litert")
+RUNTIME_ENV = "PIFED_TFLITE_RUNTIME"
+
 
 class RuntimeMissing(ImportError):
-    """Neither tflite-runtime nor ai-edge-litert is installed."""
+    """No usable TFLite runtime: none installed, or not the one PIFED_TFLITE_RUNTIME names."""
 
 
 class InputShapeError(ValueError):
     """Ids passed to a model have the wrong rank, length or dtype."""
 
 
-def interpreter_class() -> Any:
-    """The Interpreter class of whichever TFLite runtime is installed."""
-    try:
-        from tflite_runtime.interpreter import Interpreter
-
-        return Interpreter
-    except ImportError:
-        pass
-    try:
+def _import_interpreter(runtime: str) -> Any:
+    if runtime == "ai_edge_litert":
         from ai_edge_litert.interpreter import Interpreter
+    else:
+        from tflite_runtime.interpreter import Interpreter
+    return Interpreter
 
-        return Interpreter
-    except ImportError as e:
+
+def interpreter_class() -> Any:
+    """The Interpreter class of the preferred installed runtime (``RUNTIMES`` order).
+
+    ``PIFED_TFLITE_RUNTIME=ai_edge_litert|tflite_runtime`` insists on one: it is an error, not
+    a silent fallback, when that one is missing, so a benchmark never measures the wrong one.
+    """
+    wanted = os.environ.get(RUNTIME_ENV, "").strip()
+    if wanted and wanted not in RUNTIMES:
         raise RuntimeMissing(
-            "no TFLite runtime: install the edge set with `pip install 'pifed[edge]'` "
-            "(tflite-runtime on Python 3.11, ai-edge-litert on 3.12+)"
-        ) from e
+            f"{RUNTIME_ENV}={wanted!r} is not a TFLite runtime: use one of {', '.join(RUNTIMES)} "
+            "or unset it"
+        )
+    errors = []
+    for runtime in (wanted,) if wanted else RUNTIMES:
+        try:
+            return _import_interpreter(runtime)
+        except ImportError as e:
+            errors.append(f"{runtime}: {e}")
+    fix = (
+        f"install it, or unset {RUNTIME_ENV}"
+        if wanted
+        else "install the edge set with `pip install 'pifed[edge]'` (tflite-runtime on Python "
+        "3.11, ai-edge-litert on 3.12+)"
+    )
+    raise RuntimeMissing(f"no TFLite runtime ({'; '.join(errors)}): {fix}")
 
 
 def runtime_name() -> str:

@@ -1,4 +1,4 @@
-"""On-device training through the ``train`` signature of ``train.tflite`` (tflite-runtime only).
+"""On-device training through the ``train`` signature of ``train.tflite`` (a TFLite runtime only).
 
 The artifact holds the weights as resource variables. ``set_weights`` loads the global model
 a round starts from, ``train`` runs one SGD step on a fixed batch, and ``get_weights`` reads the

@@ -56,10 +56,17 @@ class SimulationSetupError(ValueError):
     """The federated process cannot be built as configured."""
 
 
-def build_optimizer(kind: str, learning_rate: float) -> tff.learning.optimizers.Optimizer:
-    """A TFF optimizer by name: ``sgd`` (plain, as ``train.tflite`` applies it) or ``adam``."""
+def build_optimizer(
+    kind: str, learning_rate: float, momentum: float = 0.0
+) -> tff.learning.optimizers.Optimizer:
+    """A TFF optimizer by name: ``sgd`` (plain, as ``train.tflite`` applies it) or ``adam``.
+
+    ``momentum`` > 0 makes ``sgd`` heavy-ball SGD: as the server optimizer, that is FedAvgM.
+    """
     if kind == "sgd":
-        return tff.learning.optimizers.build_sgdm(learning_rate=learning_rate)
+        return tff.learning.optimizers.build_sgdm(
+            learning_rate=learning_rate, momentum=momentum or None
+        )
     if kind == "adam":
         return tff.learning.optimizers.build_adam(learning_rate=learning_rate)
     raise SimulationSetupError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")

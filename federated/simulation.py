@@ -73,6 +73,8 @@ class SimulationConfig:
     # Server SGD at 1.0 is McMahan et al.'s FedAvg: the new model is the weighted mean.
     server_optimizer: str = "sgd"
     server_lr: float = DEFAULT_SERVER_LR
+    # Server SGD momentum (FedAvgM, Hsu et al. 2019); 0 is plain FedAvg, what the fleet applies.
+    server_momentum: float = 0.0
     partition: str = "iid"
     secure: bool = True
     # Fixed L2 clip of client updates under secure aggregation; None: TFF's adaptive defaults.
@@ -118,6 +120,15 @@ class SimulationConfig:
         for name, flag in (("client_lr", "--client-lr"), ("server_lr", "--server-lr")):
             if not getattr(self, name) > 0:
                 raise SimulationConfigError(f"{flag} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.server_momentum < 1.0:
+            raise SimulationConfigError(
+                f"--server-momentum must be in [0, 1), got {self.server_momentum}"
+            )
+        if self.server_momentum and self.server_optimizer != "sgd":
+            raise SimulationConfigError(
+                "--server-momentum applies to --server-optimizer sgd only "
+                f"(adam keeps its own moments), got {self.server_optimizer!r}"
+            )
         if self.clip is not None and not self.clip > 0:
             raise SimulationConfigError(f"--clip must be > 0, got {self.clip}")
         if self.coordinate_clip is not None and not self.coordinate_clip > 0:
@@ -358,7 +369,7 @@ def run_federated(
     process = build_fedavg(
         mcfg,
         build_optimizer(cfg.client_optimizer, cfg.client_lr),
-        build_optimizer(cfg.server_optimizer, cfg.server_lr),
+        build_optimizer(cfg.server_optimizer, cfg.server_lr, cfg.server_momentum),
         model_aggregator(secure, cfg.clip, max_weight, cfg.coordinate_clip),
     )
     state = with_weights(process.initialize(), start_weights(data, mcfg, cfg.seed))

@@ -4,7 +4,7 @@
 - ``model_dynamic.tflite``: dynamic-range quantised weights.
 - ``model_int8.tflite``: full-integer int8, calibrated on representative training names.
 - ``train.tflite``: signatures ``train``, ``infer``, ``get_weights`` and ``set_weights``, so a Pi
-  trains with tflite-runtime alone (the pattern of TensorFlow's "on-device training" guide).
+  trains with a TFLite runtime alone (the pattern of TensorFlow's "on-device training" guide).
 
 Every converter is restricted to ``TFLITE_BUILTINS`` (or ``TFLITE_BUILTINS_INT8``): if anything
 ever needed a Flex op, the export fails here instead of on a Pi.

@@ -6,7 +6,7 @@ The recurrence is :class:`UnrolledGRU`, the same cell as Keras' ``GRU(reset_afte
 the same weights, written out step by step for TFLite:
 
 - A stock Keras GRU lowers to a TensorList while-loop that needs Flex (select TF) ops, which
-  tflite-runtime does not have. Unrolling over the fixed length gives builtin ops only.
+  the TFLite runtimes do not have. Unrolling over the fixed length gives builtin ops only.
 - It projects every character's input in one matmul before the loop and shares one recurrent
   matmul per step. Keras' own ``unroll=True`` projects step by step, and the int8 converter then
   kept two differently quantised copies of each recurrent kernel plus per-step metadata (an int8

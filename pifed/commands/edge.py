@@ -1,4 +1,4 @@
-"""``pifed edge``: run this Pi as a fleet member (tflite-runtime only, no TensorFlow)."""
+"""``pifed edge``: run this Pi as a fleet member (a TFLite runtime only, no TensorFlow)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``pifed evaluate``: runs on a Pi with tflite-runtime only."""
+"""``pifed evaluate``: runs on a Pi with a TFLite runtime only."""
 
 from __future__ import annotations
 

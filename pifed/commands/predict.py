@@ -1,4 +1,4 @@
-"""``pifed predict``: runs on a Pi with tflite-runtime only."""
+"""``pifed predict``: runs on a Pi with a TFLite runtime only."""
 
 from __future__ import annotations
 

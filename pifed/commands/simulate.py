@@ -60,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--server-lr", type=float, default=DEFAULT_SERVER_LR, help="server learning rate"
     )
     p.add_argument(
+        "--server-momentum",
+        type=float,
+        default=0.0,
+        metavar="BETA",
+        help="server SGD momentum (FedAvgM); 0, the default, is plain FedAvg as the fleet runs it",
+    )
+    p.add_argument(
         "--partition",
         default="iid",
         metavar="SCHEME",
@@ -156,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             client_lr=args.client_lr,
             server_optimizer=args.server_optimizer,
             server_lr=args.server_lr,
+            server_momentum=args.server_momentum,
             partition=args.partition,
             secure=args.secure,
             clip=args.clip,

@@ -112,6 +112,26 @@ def test_plain_round_is_fedavg_weighted_by_examples(
     assert 0.0 < m["accuracy"] <= 1.0 and m["loss"] > 0
 
 
+def test_server_momentum_is_heavy_ball_sgd_on_the_mean_update() -> None:
+    """FedAvgM: with the same mean update twice, the second server step is (1 + beta) times."""
+    import tensorflow as tf
+
+    from federated.sim_tff import build_optimizer
+
+    beta, lr = 0.9, 1.0
+    w = [tf.constant([1.0, -2.0])]
+    # TFF's server optimizer takes the negated mean update as its gradient.
+    g = [tf.constant([0.5, 0.25])]
+    plain, heavy = build_optimizer("sgd", lr), build_optimizer("sgd", lr, beta)
+    for opt, factor in ((plain, 1.0), (heavy, 1.0 + beta)):
+        state = opt.initialize([tf.TensorSpec([2], tf.float32)])
+        state, w1 = opt.next(state, w, g)
+        state, w2 = opt.next(state, w1, g)
+        first, second = np.asarray(w[0] - w1[0]), np.asarray(w1[0] - w2[0])
+        np.testing.assert_allclose(first, lr * np.asarray(g[0]), rtol=1e-6)
+        np.testing.assert_allclose(second, factor * first, rtol=1e-6)
+
+
 def test_secure_round_with_a_tight_clip_moves_the_model_at_most_the_clip(
     setup: dict[str, Any],
 ) -> None:

@@ -44,13 +44,12 @@ DEB_PKGS=(
   libtirpc3 libcrypt1 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0
   libcom-err2 libkeyutils1
 )
-# Wheel tags a Pi's pip accepts (glibc 2.36 => manylinux_2_17 .. 2_36; 2_34 is what
-# tflite-runtime 2.14 uses).
-PIP_TARGET_OPTS=(
-  --platform manylinux_2_34_aarch64 --platform manylinux_2_28_aarch64
-  --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64
-  --python-version 3.11 --implementation cp --only-binary=:all:
-)
+# Wheel tags a Pi's pip accepts: glibc 2.36 => manylinux_2_17 .. manylinux_2_36, every one of
+# them (pip does not widen a --platform to older glibcs; ai-edge-litert 2.x is manylinux_2_27).
+PIP_TARGET_OPTS=()
+for _glibc in $(seq 36 -1 17); do PIP_TARGET_OPTS+=(--platform "manylinux_2_${_glibc}_aarch64"); done
+PIP_TARGET_OPTS+=(--platform manylinux2014_aarch64 --python-version 3.11 --implementation cp
+  --only-binary=:all:)
 SETUP_VERSION=1   # bump to invalidate every stamp
 
 # ---------------------------------------------------------------- helpers
@@ -175,14 +174,23 @@ fetch_and_install() {
   if [[ -s $cons ]] && "${PIP[@]}" download "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" --no-index \
        --find-links "$WHEELHOUSE" -d "$WHEELHOUSE" "${copt[@]}" "$@" >/dev/null 2>&1; then
     say "all wheels already in the wheelhouse (offline)"
-  else
-    say "pip download (index) -> $WHEELHOUSE"
-    quiet_pip "${PIP[@]}" download "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" \
-      -d "$WHEELHOUSE" "${copt[@]}" "$@" || return 1
+    # Seen once right after the requirements changed: the offline download passed and the
+    # install did not. Fall through to the index, as if the wheelhouse had been short.
+    offline_install "$target" "${copt[@]}" "$@" 2>/dev/null && return 0
+    warn "offline install failed; downloading from the index"
   fi
+  say "pip download (index) -> $WHEELHOUSE"
+  quiet_pip "${PIP[@]}" download "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" \
+    -d "$WHEELHOUSE" "${copt[@]}" "$@" || return 1
+  offline_install "$target" "${copt[@]}" "$@"
+}
+
+#   offline_install TARGET [-c CONSTRAINTS] REQ...   (from the wheelhouse only)
+offline_install() {
+  local target="$1"; shift
   rm -rf "$target.tmp"
   quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_INST_Q[@]}" "${PIP_TARGET_OPTS[@]}" --no-index \
-    --find-links "$WHEELHOUSE" --target "$target.tmp" "${copt[@]}" "$@"
+    --find-links "$WHEELHOUSE" --target "$target.tmp" "$@"
 }
 
 # ---------------------------------------------------------------- 3. project wheel
