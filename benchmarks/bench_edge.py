@@ -78,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"edge suite loaded TensorFlow modules: {loaded}")
     section = {
         "runtime": runtime_name(),
+        "training_runtime": runtime_name("training"),
         "tensorflow_imported": False,
         "inference": inference,
         "training": {"step": step, "local_epoch": epoch},
         "footprint": footprint,
     }
     write_section(args.out, "edge", section)
-    print(f"edge ({section['runtime']}, no TensorFlow loaded)")
+    print(
+        f"edge (inference {section['runtime']}, training {section['training_runtime']}, "
+        "no TensorFlow loaded)"
+    )
     for kind, v in inference["variants"].items():
         print(
             f"  {kind:<8} p50 {v['single_p50_us']:8.1f} µs  p99 {v['single_p99_us']:8.1f} µs  "

@@ -104,10 +104,12 @@ def client_main(kind: str, run: Path) -> dict[str, Any]:
         from model.dataset import load_names
 
         if kind == "tensorflow_tflite":
-            edge.runtime.interpreter_class = lambda: tf.lite.Interpreter
-        runtime = edge.runtime.interpreter_class()
+            edge.runtime.interpreter_class = lambda purpose="inference": tf.lite.Interpreter
+        runtimes = {p: edge.runtime.interpreter_class(p) for p in ("inference", "training")}
         result["import_s"] = time.perf_counter() - t0
-        result["runtime"] = f"{runtime.__module__}.{runtime.__name__}"
+        result["runtime"] = ", ".join(
+            f"{p} {r.__module__}.{r.__name__}" for p, r in runtimes.items()
+        )
         t0 = time.perf_counter()
         model_dir = run / "model"
         manifest = json.loads((model_dir / "manifest.json").read_text())

@@ -1,7 +1,7 @@
 """Everything a Raspberry Pi runs: TFLite inference and training, evaluation, and (in later
 modules) the secure-aggregation client and the fleet client.
 
-Imports only numpy, a TFLite runtime (tflite-runtime, or ai-edge-litert on Python 3.12+),
-pycryptodome, the transport, and the TF-free parts of ``model``. Never TensorFlow,
-never ``federated``.
+Imports only numpy, the TFLite runtimes (ai-edge-litert for inference, tflite-runtime for
+training: see ``edge.runtime``), pycryptodome, the transport, and the TF-free parts of
+``model``. Never TensorFlow, never ``federated``.
 """

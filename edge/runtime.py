@@ -1,9 +1,15 @@
 """Load and run pifed's TFLite inference artifacts with a TFLite runtime, never TensorFlow.
 
-tflite-runtime 2.14 publishes cp311 wheels for Raspberry Pi OS (aarch64) and is what the edge
-set installs; its successor ai-edge-litert is used where that is what is installed (e.g. Python
->= 3.12). ``PIFED_TFLITE_RUNTIME`` picks one when both are installed, so the two can be
-compared on the same artifacts (BUILD_NOTES.md has why the edge set stays on tflite-runtime).
+The edge set installs two runtimes on Python 3.11 and uses each for what it does well:
+
+- **inference** on ai-edge-litert (tflite-runtime's successor): its XNNPACK runs the int8
+  model, which tflite-runtime 2.14 runs op by op (7x slower for one name);
+- **training** (``train.tflite``'s ``train`` signature) on tflite-runtime 2.14: ai-edge-litert
+  1.4 and 2.3 segfault invoking it on the emulated Pi, where tflite-runtime trains.
+
+Either runtime alone also does both (the other purpose falls back to it), and
+``PIFED_TFLITE_RUNTIME=tflite_runtime|ai_edge_litert`` insists on one for both purposes, so the
+two can be compared on the same artifacts. BUILD_NOTES.md has the measurements.
 """
 
 from __future__ import annotations
@@ -17,9 +23,14 @@ import numpy as np
 from model.encoding import Vocab
 from model.manifest import ModelManifest
 
-# Import name of each runtime's package, in order of preference.
+# Import name of each runtime's package.
 RUNTIMES = ("tflite_runtime", "ai_edge_litert")
 RUNTIME_ENV = "PIFED_TFLITE_RUNTIME"
+# What an interpreter is for -> the runtimes to try, in order of preference.
+PREFERENCE = {
+    "inference": ("ai_edge_litert", "tflite_runtime"),
+    "training": ("tflite_runtime", "ai_edge_litert"),
+}
 
 
 class RuntimeMissing(ImportError):
@@ -38,12 +49,14 @@ def _import_interpreter(runtime: str) -> Any:
     return Interpreter
 
 
-def interpreter_class() -> Any:
-    """The Interpreter class of the preferred installed runtime (``RUNTIMES`` order).
+def interpreter_class(purpose: str = "inference") -> Any:
+    """The Interpreter class of the preferred installed runtime for ``purpose`` (``PREFERENCE``).
 
     ``PIFED_TFLITE_RUNTIME=ai_edge_litert|tflite_runtime`` insists on one: it is an error, not
     a silent fallback, when that one is missing, so a benchmark never measures the wrong one.
     """
+    if purpose not in PREFERENCE:
+        raise ValueError(f"purpose must be one of {', '.join(PREFERENCE)}, got {purpose!r}")
     wanted = os.environ.get(RUNTIME_ENV, "").strip()
     if wanted and wanted not in RUNTIMES:
         raise RuntimeMissing(
@@ -51,7 +64,7 @@ def interpreter_class() -> Any:
             "or unset it"
         )
     errors = []
-    for runtime in (wanted,) if wanted else RUNTIMES:
+    for runtime in (wanted,) if wanted else PREFERENCE[purpose]:
         try:
             return _import_interpreter(runtime)
         except ImportError as e:
@@ -65,14 +78,14 @@ def interpreter_class() -> Any:
     raise RuntimeMissing(f"no TFLite runtime ({'; '.join(errors)}): {fix}")
 
 
-def runtime_name() -> str:
-    """Which runtime module provides the interpreter, for reports."""
-    return str(interpreter_class().__module__).split(".")[0]
+def runtime_name(purpose: str = "inference") -> str:
+    """Which runtime module provides the interpreter for ``purpose``, for reports."""
+    return str(interpreter_class(purpose).__module__).split(".")[0]
 
 
-def make_interpreter(path: Path, num_threads: int | None = None) -> Any:
-    """An interpreter for ``path`` (XNNPACK on by default in both runtimes)."""
-    return interpreter_class()(model_path=str(path), num_threads=num_threads)
+def make_interpreter(path: Path, num_threads: int | None = None, purpose: str = "inference") -> Any:
+    """An interpreter for ``path`` on ``purpose``'s runtime (XNNPACK on by default in both)."""
+    return interpreter_class(purpose)(model_path=str(path), num_threads=num_threads)
 
 
 def check_ids(ids: np.ndarray, max_len: int) -> np.ndarray:

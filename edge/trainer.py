@@ -27,7 +27,7 @@ class OnDeviceTrainer:
     def __init__(self, directory: str | os.PathLike[str], num_threads: int | None = None) -> None:
         self.manifest = ModelManifest.load(directory)
         path: Path = self.manifest.artifact_path(directory, "train")
-        self._interp = make_interpreter(path, num_threads)
+        self._interp = make_interpreter(path, num_threads, purpose="training")
         self._train = self._interp.get_signature_runner("train")
         self._infer = self._interp.get_signature_runner("infer")
         self._get = self._interp.get_signature_runner("get_weights")

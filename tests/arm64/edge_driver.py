@@ -72,6 +72,7 @@ def main() -> None:
         "libc": f"{libc} {libc_version}",
         "numpy": np.__version__,
         "runtime": runtime_name(),
+        "training_runtime": runtime_name("training"),
         "edge_from": str(Path(edge.__file__).parent),
         "model_from": str(Path(model.__file__).parent),
     }

@@ -55,7 +55,15 @@ EMULATED_SECAGG_TESTS = (
 )
 KINDS = ("float", "dynamic", "int8")
 HEAVY_DISTS = {"tensorflow", "tensorflow-cpu", "tensorflow-federated", "keras", "tf-keras", "jax"}
-EDGE_DISTS = {"pifed", "numpy", "tflite-runtime", "pycryptodome", "grpcio", "protobuf"}
+EDGE_DISTS = {
+    "pifed",
+    "numpy",
+    "tflite-runtime",
+    "ai-edge-litert",
+    "pycryptodome",
+    "grpcio",
+    "protobuf",
+}
 # float32 kernels (XNNPACK on NEON vs AVX) sum in a different order: a few ulp of the logits.
 FLOAT_ATOL = 1e-4
 # int8 outputs may differ across architectures by this many levels (see logit_tolerance).
@@ -250,7 +258,10 @@ def test_emulated_pi_has_the_edge_set_only_and_imports_no_tensorflow(
     site = arm64_userland / "site"
     for key in ("edge_from", "model_from"):  # the installed wheel, not the checkout
         assert Path(pi["platform"][key]).is_relative_to(site), pi["platform"]
-    assert pi["platform"]["runtime"] == x86["platform"]["runtime"] == "tflite_runtime"
+    # Inference on ai-edge-litert, training on tflite-runtime (edge/runtime.py), on both.
+    assert pi["platform"]["runtime"] == x86["platform"]["runtime"] == "ai_edge_litert"
+    assert pi["platform"]["training_runtime"] == x86["platform"]["training_runtime"]
+    assert x86["platform"]["training_runtime"] == "tflite_runtime"
     assert pi["tf_modules_loaded"] == [] and x86["tf_modules_loaded"] == []
     FIGURES["aarch64_platform"] = pi["platform"]
 

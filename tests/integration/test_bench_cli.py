@@ -96,7 +96,7 @@ def _positive(*values: Any) -> bool:
 
 
 def _check_tflite_variant(v: dict[str, Any], threads: tuple[str, ...]) -> None:
-    assert v["runtime"] in ("tflite_runtime", "ai_edge_litert")
+    assert v["runtime"] == "ai_edge_litert"  # inference; training runs on tflite_runtime
     assert _positive(v["single_p50_us"], v["single_p99_us"], v["batch256_names_per_s"], v["bytes"])
     assert v["single_p99_us"] >= v["single_p50_us"]
     assert 0 < v["accuracy"] <= 1 and 0 < v["balanced_accuracy"] <= 1
@@ -110,7 +110,7 @@ def test_results_record_the_platform_and_the_model(bench_all: tuple[Path, dict, 
     p = res["platform"]
     assert p["cpu_model"] and p["architecture"] and p["cores"] >= 1
     assert p["python"].startswith("3.")
-    for pkg in ("numpy", "tflite-runtime", "tensorflow", "pifed"):
+    for pkg in ("numpy", "tflite-runtime", "ai-edge-litert", "tensorflow", "pifed"):
         assert p["packages"][pkg], pkg
     assert res["quick"] is True and res["run"]["parameters"] > 0
     assert set(res["suites"]) == {"inference", "training", "footprint", "round", "scaling"}
@@ -182,8 +182,11 @@ def test_footprint_clients_and_installed_sizes(bench_all: tuple[Path, dict, str]
     clients = fp["clients"]
     assert set(clients) == {"bare_python", "edge", "tensorflow_tflite", "tensorflow_keras"}
     assert clients["edge"]["tf_modules_loaded"] == 0
-    assert clients["edge"]["runtime"].startswith(("tflite_runtime", "ai_edge_litert"))
-    assert clients["tensorflow_tflite"]["runtime"].startswith("tensorflow")
+    assert clients["edge"]["runtime"] == (
+        "inference ai_edge_litert.interpreter.Interpreter, "
+        "training tflite_runtime.interpreter.Interpreter"
+    )
+    assert clients["tensorflow_tflite"]["runtime"].startswith("inference tensorflow")
     for name in ("tensorflow_tflite", "tensorflow_keras"):
         assert clients[name]["tf_modules_loaded"] > 0, name
     for c in clients.values():
@@ -196,9 +199,14 @@ def test_footprint_clients_and_installed_sizes(bench_all: tuple[Path, dict, str]
     )
     assert clients["bare_python"]["peak_rss_bytes"] < clients["edge"]["peak_rss_bytes"]
     inst = fp["installed"]
-    assert {"numpy", "tflite-runtime", "grpcio", "protobuf", "pycryptodome"} <= set(
-        inst["edge"]["distributions"]
-    )
+    assert {
+        "numpy",
+        "tflite-runtime",
+        "ai-edge-litert",
+        "grpcio",
+        "protobuf",
+        "pycryptodome",
+    } <= set(inst["edge"]["distributions"])
     assert "tensorflow" not in inst["edge"]["distributions"]
     assert 0 < inst["edge"]["bytes"] < inst["coordinator"]["bytes"] <= inst["full_venv"]["bytes"]
     assert inst["edge_over_full_venv"] == pytest.approx(
@@ -248,6 +256,7 @@ def test_edge_suite_runs_without_tensorflow(bench_edge: tuple[Path, dict]) -> No
     out, res = bench_edge
     edge = res["suites"]["edge"]
     assert edge["tensorflow_imported"] is False
+    assert (edge["runtime"], edge["training_runtime"]) == ("ai_edge_litert", "tflite_runtime")
     assert set(edge["inference"]["variants"]) == set(TFLITE)
     for kind in TFLITE:
         _check_tflite_variant(edge["inference"]["variants"][kind], ("1", "2", "4"))

@@ -3,10 +3,10 @@
     tools/arm64/python tools/arm64/smoke.py
 
 Checks that the aarch64 wheels load and work under Debian bookworm arm64 (Python 3.11.2,
-glibc 2.36): tflite_runtime, pycryptodome (X25519), grpcio (a loopback server and RPC),
-numpy, the pifed wheel itself (every `edge.*` module must import), and that TensorFlow is
-NOT installed. Exits non-zero on any failure. It only uses the standard library and the edge
-set (no pytest).
+glibc 2.36): tflite_runtime, ai_edge_litert, pycryptodome (X25519), grpcio (a loopback server
+and RPC), numpy, the pifed wheel itself (every `edge.*` module must import), and that
+TensorFlow is NOT installed. Exits non-zero on any failure. It only uses the standard library
+and the edge set (no pytest).
 """
 
 from __future__ import annotations
@@ -80,6 +80,15 @@ def numpy_check() -> str:
     except ImportError:
         on = "?"
     return f"numpy {np.__version__} cpu features: {on}"
+
+
+def litert_check() -> str:
+    from ai_edge_litert import interpreter as lit
+
+    assert hasattr(lit, "Interpreter")
+    wrappers = [m for n, m in sys.modules.items() if n.startswith("ai_edge_litert._pywrap")]
+    so = ", ".join(sorted(os.path.basename(getattr(m, "__file__", "?")) for m in wrappers))
+    return f"ai_edge_litert {ver('ai-edge-litert')} ({so or 'no extension loaded'})"
 
 
 def tflite_check() -> str:
@@ -194,6 +203,7 @@ if __name__ == "__main__":
     check("no host leak", no_host_leak)
     check("numpy", numpy_check)
     check("tflite_runtime.interpreter", tflite_check)
+    check("ai_edge_litert.interpreter", litert_check)
     check("Crypto.PublicKey.ECC", crypto_check)
     check("grpc", grpc_check)
     check("grpc.aio", grpc_aio_check)
@@ -205,7 +215,15 @@ if __name__ == "__main__":
         "versions: "
         + ", ".join(
             f"{d} {ver(d)}"
-            for d in ("pifed", "numpy", "tflite-runtime", "pycryptodome", "grpcio", "protobuf")
+            for d in (
+                "pifed",
+                "numpy",
+                "tflite-runtime",
+                "ai-edge-litert",
+                "pycryptodome",
+                "grpcio",
+                "protobuf",
+            )
         )
     )
     print(
