@@ -2,7 +2,7 @@
 
 Usage:
     uv run --frozen python benchmarks/simulation_targets.py iid     [--rounds 10] [--units 128]
-    uv run --frozen python benchmarks/simulation_targets.py skew    [--rounds 10] [--units 128]
+    uv run --frozen python benchmarks/simulation_targets.py skew    [--rounds 10] [--local-steps K]
     uv run --frozen python benchmarks/simulation_targets.py scaling [--rounds 10] [--units 16]
 
 - ``iid``: 2 clients, iid, ``--compare``: centralized reference vs federated-plain vs
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,8 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     seed (same global test split; the centralized run trains on all devices' names, so the
     partition changes only which names the devices hold out); otherwise it is run here.
     """
+    if args.local_steps:
+        return _skew_capped(ds, out, args)
     iid_file = out / "iid.json"
     ref = json.loads(iid_file.read_text()) if iid_file.is_file() else None
     same = ref is not None and ref["epochs"] == args.rounds and ref["model"] == _model(args)
@@ -127,10 +130,66 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """sorted-halves with at most ``--local-steps`` batches per client per round.
+
+    The centralized reference then runs the epochs the federated run's examples add up to
+    (rounded up), so "the same total number of epochs" still holds.
+    """
+    common = {
+        "clients": 2,
+        "partition": "sorted-halves",
+        "units": args.units,
+        "embed_dim": args.embed_dim,
+        "client_lr": args.client_lr,
+        "seed": args.seed,
+    }
+    res = _run(
+        ds,
+        out / "skew",
+        compare=False,
+        run_names=["federated-secure"],
+        rounds=args.rounds,
+        local_steps=args.local_steps,
+        coordinate_clip=args.coordinate_clip,
+        server_momentum=args.server_momentum,
+        **common,
+    )
+    summary = res.data_summary
+    sizes = (summary["train_rows_per_client_min"], summary["train_rows_per_client_max"])
+    per_round = sum(min(args.local_steps * 32, n) for n in sizes)
+    epochs = args.rounds * per_round / summary["train_rows"]
+    cen_res = _run(
+        ds,
+        out / "skew-centralized",
+        compare=False,
+        run_names=["centralized"],
+        rounds=max(1, math.ceil(epochs)),
+        **common,
+    )
+    cen, sec = _acc(cen_res, "centralized"), _acc(res, "federated-secure")
+    within = next((i + 1 for i, a in enumerate(sec) if a >= cen[-1] - 0.03), None)
+    return {
+        "model": _model(args),
+        "rounds": args.rounds,
+        "local_steps": args.local_steps,
+        "epochs_equivalent": epochs,
+        "centralized_epochs": len(cen),
+        "centralized_final": cen[-1],
+        "secure_final": sec[-1],
+        "secure_best": max(sec),
+        "secure_minus_centralized_points": 100 * (sec[-1] - cen[-1]),
+        "first_round_within_3_points_of_centralized_final": within,
+        "per_round": {"centralized": cen, "federated-secure": sec},
+        "seconds": res.seconds + cen_res.seconds,
+    }
+
+
 def _model(args: argparse.Namespace) -> str:
     clip = f" coordinate clip {args.coordinate_clip}" if args.coordinate_clip else ""
     momentum = f" server momentum {args.server_momentum}" if args.server_momentum else ""
-    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}{clip}{momentum}"
+    steps = f" local steps {args.local_steps}" if args.local_steps else ""
+    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}{clip}{momentum}{steps}"
 
 
 def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -190,6 +249,13 @@ def main() -> int:
         type=float,
         default=0.0,
         help="server SGD momentum, FedAvgM (iid, skew; the centralized reference ignores it)",
+    )
+    ap.add_argument(
+        "--local-steps",
+        type=int,
+        default=None,
+        help="skew only: at most this many batches per client per round (centralized at the "
+        "epochs those add up to)",
     )
     ap.add_argument("--out", default="runs/bench-sim")
     args = ap.parse_args()

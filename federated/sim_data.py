@@ -145,15 +145,22 @@ def input_spec(max_len: int) -> tuple[tf.TensorSpec, tf.TensorSpec]:
     )
 
 
-def client_dataset(client: ClientData, epochs: int, batch_size: int, seed: int) -> tf.data.Dataset:
-    """A device's local training stream: reshuffled each epoch, short last batch kept."""
+def client_dataset(
+    client: ClientData, epochs: int, batch_size: int, seed: int, max_steps: int | None = None
+) -> tf.data.Dataset:
+    """A device's local training stream: reshuffled each epoch, short last batch kept.
+
+    ``max_steps`` keeps only the first that many batches (a new random subset each round,
+    since the seed changes per round).
+    """
     n = client.num_train
-    return (
+    ds = (
         tf.data.Dataset.from_tensor_slices((client.train_ids, client.train_labels))
         .shuffle(n, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .repeat(epochs)
     )
+    return ds if max_steps is None else ds.take(max_steps)
 
 
 def build_model(cfg: ModelConfig, weights: list[np.ndarray] | None = None) -> tf.keras.Model:

@@ -132,8 +132,9 @@ def plot_curves(result: SimulationResult, path: Path) -> None:
     axes[0].set_ylabel("fraction correct")
     axes[1].legend(fontsize=7, loc="lower right")
     cfg = result.config
+    cap = f" capped at {cfg.local_steps} steps" if cfg.local_steps else ""
     fig.suptitle(
-        f"{cfg.clients} clients, {cfg.partition}, {cfg.local_epochs} local epoch(s), "
+        f"{cfg.clients} clients, {cfg.partition}, {cfg.local_epochs} local epoch(s){cap}, "
         f"GRU-{cfg.units}",
         fontsize=10,
     )

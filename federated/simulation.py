@@ -65,6 +65,9 @@ class SimulationConfig:
     fraction: float = 1.0
     rounds: int = 10
     local_epochs: int = 1
+    # Cap on a client's batches per round (None: all of its local epochs). Fewer local steps
+    # limit client drift under skew; the fleet has no such cap yet (it trains whole epochs).
+    local_steps: int | None = None
     # A Pi trains on fixed batches of 32 (train.tflite); keep 32 to simulate that.
     batch_size: int = 32
     # Plain SGD is what train.tflite applies on a Pi.
@@ -102,6 +105,8 @@ class SimulationConfig:
             "units": (self.units, "--units"),
             "embed_dim": (self.embed_dim, "--embed-dim"),
         }
+        if self.local_steps is not None:
+            ints["local_steps"] = (self.local_steps, "--local-steps")
         for name, (value, flag) in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SimulationConfigError(
@@ -366,6 +371,8 @@ def run_federated(
     start = time.perf_counter()
     mcfg = simulation_model_config(data, cfg.units, cfg.embed_dim)
     max_weight = max(c.num_train for c in data.clients) * cfg.local_epochs
+    if cfg.local_steps is not None:
+        max_weight = min(max_weight, cfg.local_steps * cfg.batch_size)
     process = build_fedavg(
         mcfg,
         build_optimizer(cfg.client_optimizer, cfg.client_lr),
@@ -381,7 +388,11 @@ def run_federated(
         sampled = sample_clients(len(data.clients), cfg.clients_per_round, rng)
         datasets = [
             client_dataset(
-                data.clients[i], cfg.local_epochs, cfg.batch_size, cfg.seed * 100_003 + rnd
+                data.clients[i],
+                cfg.local_epochs,
+                cfg.batch_size,
+                cfg.seed * 100_003 + rnd,
+                cfg.local_steps,
             )
             for i in sampled
         ]

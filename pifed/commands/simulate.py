@@ -49,6 +49,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--local-epochs", type=int, default=1, metavar="E", help="epochs per client per round"
     )
     p.add_argument(
+        "--local-steps",
+        type=int,
+        default=None,
+        metavar="K",
+        help="at most K batches per client per round (default: whole local epochs, as the fleet)",
+    )
+    p.add_argument(
         "--batch-size", type=int, default=32, metavar="B", help="client batch (a Pi uses 32)"
     )
     p.add_argument("--client-optimizer", choices=OPTIMIZERS, default="sgd")
@@ -158,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
             fraction=args.fraction,
             rounds=args.rounds,
             local_epochs=args.local_epochs,
+            local_steps=args.local_steps,
             batch_size=args.batch_size,
             client_optimizer=args.client_optimizer,
             client_lr=args.client_lr,

@@ -26,6 +26,7 @@ from model.dataset import load_names
         ({"clients": 0}, "--clients"),
         ({"rounds": 0}, "--rounds"),
         ({"local_epochs": 0}, "--local-epochs"),
+        ({"local_steps": 0}, "--local-steps"),
         ({"batch_size": 0}, "--batch-size"),
         ({"units": 0}, "--units"),
         ({"embed_dim": -1}, "--embed-dim"),

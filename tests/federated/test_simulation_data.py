@@ -74,6 +74,23 @@ def test_client_dataset_covers_every_row_once_per_epoch_reshuffled(small_ds: Nam
     assert orders[0] != orders[1]
 
 
+def test_client_dataset_with_a_step_cap_takes_that_many_batches_a_new_subset_each_seed(
+    small_ds: NamesDataset,
+) -> None:
+    from federated.sim_data import client_dataset, prepare_data
+
+    client = prepare_data(small_ds, 2, "iid", seed=0).clients[0]
+    assert client.num_train > 3 * 32
+
+    def rows(seed: int) -> list[tuple[int, ...]]:
+        ds = client_dataset(client, epochs=1, batch_size=32, seed=seed, max_steps=3)
+        batches = list(ds.as_numpy_iterator())
+        assert [len(y) for _, y in batches] == [32, 32, 32]
+        return [tuple(r) for x, _ in batches for r in x]
+
+    assert rows(1) != rows(2)
+
+
 def test_fleet_metrics_are_the_devices_reports_weighted_by_examples(
     small_ds: NamesDataset, tmp_path: Path
 ) -> None:
