@@ -44,17 +44,11 @@ from typing import Any
 
 from suite_contract import TF_MODULES, suite_parser, tf_modules_loaded, write_section
 
+from edge import EDGE_DISTRIBUTIONS
+
 CLIENTS = ("bare_python", "edge", "tensorflow_tflite", "tensorflow_keras")
 TF_CLIENTS = ("tensorflow_tflite", "tensorflow_keras")
-EDGE_ROOTS = (
-    "pifed",
-    "numpy",
-    "tflite-runtime",
-    "ai-edge-litert",
-    "pycryptodome",
-    "grpcio",
-    "protobuf",
-)
+EDGE_ROOTS = EDGE_DISTRIBUTIONS
 FULL_REPEATS, QUICK_REPEATS = 3, 1
 CLIENT_TIMEOUT_S = 600
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge import EDGE_DISTRIBUTIONS
 from model.metrics import classification_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -55,15 +56,7 @@ EMULATED_SECAGG_TESTS = (
 )
 KINDS = ("float", "dynamic", "int8")
 HEAVY_DISTS = {"tensorflow", "tensorflow-cpu", "tensorflow-federated", "keras", "tf-keras", "jax"}
-EDGE_DISTS = {
-    "pifed",
-    "numpy",
-    "tflite-runtime",
-    "ai-edge-litert",
-    "pycryptodome",
-    "grpcio",
-    "protobuf",
-}
+EDGE_DISTS = set(EDGE_DISTRIBUTIONS)
 # float32 kernels (XNNPACK on NEON vs AVX) sum in a different order: a few ulp of the logits.
 FLOAT_ATOL = 1e-4
 # int8 outputs may differ across architectures by this many levels (see logit_tolerance).

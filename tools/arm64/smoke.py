@@ -211,21 +211,13 @@ if __name__ == "__main__":
     check("pifed", pifed_check)
     check("pifed edge modules", edge_modules_check)
     check("no tensorflow", no_tensorflow)
-    print(
-        "versions: "
-        + ", ".join(
-            f"{d} {ver(d)}"
-            for d in (
-                "pifed",
-                "numpy",
-                "tflite-runtime",
-                "ai-edge-litert",
-                "pycryptodome",
-                "grpcio",
-                "protobuf",
-            )
-        )
-    )
+    try:
+        import edge
+
+        dists: tuple[str, ...] = edge.EDGE_DISTRIBUTIONS
+    except ImportError:  # already reported by the "pifed" check
+        dists = ("pifed",)
+    print("versions: " + ", ".join(f"{d} {ver(d)}" for d in dists))
     print(
         f"{'FAILED: ' + ', '.join(FAILURES) if FAILURES else 'all ok'} "
         f"({time.perf_counter() - T0:.1f}s)"
