@@ -83,3 +83,23 @@ def test_both_runtimes_in_one_process_train_and_infer(trained_run: Path) -> None
     losses = [trainer.train_step(x, y, w, 0.1) for _ in range(3)]
     assert losses[-1] < losses[0]
     np.testing.assert_array_equal(clf.logits(ids), before)  # separate interpreters, untouched
+
+
+@pytest.mark.parametrize("name", runtime.RUNTIMES)
+def test_every_artifact_loads_and_runs_on_each_runtime(
+    monkeypatch: pytest.MonkeyPatch, trained_run: Path, name: str
+) -> None:
+    """Builtin ops only: either runtime alone (neither has Flex) runs every artifact."""
+    from edge.runtime import Classifier
+    from edge.trainer import OnDeviceTrainer
+
+    monkeypatch.setenv(runtime.RUNTIME_ENV, name)
+    model_dir = trained_run / "model"
+    for kind in ("float", "dynamic", "int8"):
+        clf = Classifier.from_dir(model_dir, kind)
+        assert type(clf._interp).__module__ == f"{name}.interpreter"
+        logits = clf.logits(clf.vocab.encode(["Nakamura", "Schmidt"]))
+        assert logits.shape == (2, len(clf.languages)) and np.isfinite(logits).all()
+    trainer = OnDeviceTrainer(model_dir)
+    assert type(trainer._interp).__module__ == f"{name}.interpreter"
+    assert len(trainer.weights()) == len(trainer.manifest.weights)
