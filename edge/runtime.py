@@ -72,8 +72,8 @@ def interpreter_class(purpose: str = "inference") -> Any:
     fix = (
         f"install it, or unset {RUNTIME_ENV}"
         if wanted
-        else "install the edge set with `pip install 'pifed[edge]'` (tflite-runtime on Python "
-        "3.11, ai-edge-litert on 3.12+)"
+        else "install the edge set with `pip install 'pifed[edge]'` (ai-edge-litert, and "
+        "tflite-runtime on Python 3.11)"
     )
     raise RuntimeMissing(f"no TFLite runtime ({'; '.join(errors)}): {fix}")
 

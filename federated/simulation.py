@@ -427,7 +427,11 @@ def run_centralized(
     workdir: str | os.PathLike[str],
     on_round: RoundCallback | None = None,
 ) -> RunResult:
-    """The reference: the same model, start, optimiser, batch and total epochs, on all names."""
+    """The reference: the same model, start, optimiser, batch and total epochs, on all names.
+
+    With ``local_steps`` a round trains on as many examples as a federated round does (that
+    many batches per sampled client), drawn at random from all names, so the totals match.
+    """
     import tensorflow as tf
 
     from federated.sim_data import build_model, keras_loss, simulation_model_config, start_weights
@@ -443,12 +447,21 @@ def run_centralized(
     model.compile(optimizer=opt, loss=keras_loss(), metrics=["accuracy"])
     x, y = data.train_ids, data.train_labels
     tf.keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    epochs, per_round = cfg.local_epochs, None
+    if cfg.local_steps is not None:
+        # What a sampled client trains on in a round, on average, times the clients sampled.
+        mean_client = cfg.local_epochs * len(y) / len(data.clients)
+        per_client = min(cfg.local_steps * cfg.batch_size, mean_client)
+        epochs, per_round = 1, min(len(y), round(per_client * cfg.clients_per_round))
     records: list[RoundRecord] = []
     for rnd in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
-        fit = model.fit(
-            x, y, batch_size=cfg.batch_size, epochs=cfg.local_epochs, shuffle=True, verbose=0
-        )
+        xs, ys = x, y
+        if per_round is not None:
+            pick = rng.choice(len(y), size=per_round, replace=False)
+            xs, ys = x[pick], y[pick]
+        fit = model.fit(xs, ys, batch_size=cfg.batch_size, epochs=epochs, shuffle=True, verbose=0)
         t1 = time.perf_counter()
         train = {
             "loss": float(fit.history["loss"][-1]),

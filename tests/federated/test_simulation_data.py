@@ -91,6 +91,28 @@ def test_client_dataset_with_a_step_cap_takes_that_many_batches_a_new_subset_eac
     assert rows(1) != rows(2)
 
 
+def test_centralized_reference_with_a_step_cap_trains_what_a_federated_round_does(
+    small_ds: NamesDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tensorflow as tf
+
+    from federated.sim_data import prepare_data
+    from federated.simulation import SimulationConfig, run_centralized
+
+    seen: list[tuple[int, int]] = []
+    real_fit = tf.keras.Model.fit
+
+    def fit(self: tf.keras.Model, x: np.ndarray, y: np.ndarray, **kw: object) -> object:
+        seen.append((len(x), int(kw["epochs"])))  # type: ignore[call-overload]
+        return real_fit(self, x, y, **kw)
+
+    monkeypatch.setattr(tf.keras.Model, "fit", fit)
+    cfg = SimulationConfig(clients=2, rounds=2, local_steps=3, local_epochs=2, units=4, embed_dim=4)
+    run_centralized(prepare_data(small_ds, 2, "iid", seed=0), cfg, tmp_path)
+    # 3 batches of 32 for each of the 2 sampled clients, once (the cap ends the round early).
+    assert seen == [(3 * 32 * 2, 1)] * 2
+
+
 def test_fleet_metrics_are_the_devices_reports_weighted_by_examples(
     small_ds: NamesDataset, tmp_path: Path
 ) -> None:
