@@ -70,12 +70,13 @@ def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         client_lr=args.client_lr,
         coordinate_clip=args.coordinate_clip,
         server_momentum=args.server_momentum,
+        local_steps=args.local_steps,
         seed=args.seed,
     )
     cen, plain, sec = (_acc(res, n) for n in ("centralized", "federated-plain", "federated-secure"))
     return {
         "model": _model(args),
-        "epochs": args.rounds,
+        "epochs": _epochs(args, res.data_summary),
         "centralized_final": cen[-1],
         "plain_final": plain[-1],
         "secure_final": sec[-1],
@@ -130,6 +131,14 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _epochs(args: argparse.Namespace, summary: dict[str, Any]) -> float:
+    """Passes over the devices' training names that the run's 2 clients add up to."""
+    if not args.local_steps:
+        return float(args.rounds)
+    sizes = (summary["train_rows_per_client_min"], summary["train_rows_per_client_max"])
+    return args.rounds * sum(min(args.local_steps * 32, n) for n in sizes) / summary["train_rows"]
+
+
 def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """sorted-halves with at most ``--local-steps`` batches per client per round.
 
@@ -164,9 +173,7 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
     else:
         res = _run(ds, out / "skew", compare=False, run_names=["federated-secure"], **vars(cfg))
         sec, summary, fed_seconds = _acc(res, "federated-secure"), res.data_summary, res.seconds
-    sizes = (summary["train_rows_per_client_min"], summary["train_rows_per_client_max"])
-    per_round = sum(min(args.local_steps * 32, n) for n in sizes)
-    epochs = args.rounds * per_round / summary["train_rows"]
+    epochs = _epochs(args, summary)
     cen_cfg = SimulationConfig(rounds=max(1, math.ceil(epochs)), **common)
     data = prepare_data(ds, 2, "sorted-halves", args.seed, cen_cfg.test_frac, cen_cfg.holdout_frac)
     start = time.perf_counter()
@@ -259,8 +266,8 @@ def main() -> int:
         "--local-steps",
         type=int,
         default=None,
-        help="skew only: at most this many batches per client per round (centralized at the "
-        "epochs those add up to)",
+        help="iid, skew: at most this many batches per client per round (iid: centralized "
+        "trains as many examples per round; skew: centralized at the epochs those add up to)",
     )
     ap.add_argument("--out", default="runs/bench-sim")
     args = ap.parse_args()

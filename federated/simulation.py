@@ -457,11 +457,15 @@ def run_centralized(
     records: list[RoundRecord] = []
     for rnd in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
-        xs, ys = x, y
-        if per_round is not None:
-            pick = rng.choice(len(y), size=per_round, replace=False)
-            xs, ys = x[pick], y[pick]
-        fit = model.fit(xs, ys, batch_size=cfg.batch_size, epochs=epochs, shuffle=True, verbose=0)
+        # Shuffle here, not with fit(shuffle=True): under a global seed every fit call draws
+        # the same permutation, so epoch after epoch ran the same batch order, and the weights
+        # each round ended on were far worse than the running training accuracy (0.54 against
+        # 0.68 test accuracy after 2 epochs at lr 0.3).
+        size = len(y) if per_round is None else per_round
+        order = np.concatenate(
+            [rng.choice(len(y), size=size, replace=False) for _ in range(epochs)]
+        )
+        fit = model.fit(x[order], y[order], batch_size=cfg.batch_size, shuffle=False, verbose=0)
         t1 = time.perf_counter()
         train = {
             "loss": float(fit.history["loss"][-1]),

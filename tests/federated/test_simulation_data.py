@@ -103,7 +103,7 @@ def test_centralized_reference_with_a_step_cap_trains_what_a_federated_round_doe
     real_fit = tf.keras.Model.fit
 
     def fit(self: tf.keras.Model, x: np.ndarray, y: np.ndarray, **kw: object) -> object:
-        seen.append((len(x), int(kw["epochs"])))  # type: ignore[call-overload]
+        seen.append((len(x), int(kw.get("epochs", 1))))  # type: ignore[call-overload]
         return real_fit(self, x, y, **kw)
 
     monkeypatch.setattr(tf.keras.Model, "fit", fit)
@@ -111,6 +111,34 @@ def test_centralized_reference_with_a_step_cap_trains_what_a_federated_round_doe
     run_centralized(prepare_data(small_ds, 2, "iid", seed=0), cfg, tmp_path)
     # 3 batches of 32 for each of the 2 sampled clients, once (the cap ends the round early).
     assert seen == [(3 * 32 * 2, 1)] * 2
+
+
+def test_centralized_reference_reshuffles_every_epoch(
+    small_ds: NamesDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keras' fit(shuffle=True) repeats one permutation per call under a global seed: not used."""
+    import tensorflow as tf
+
+    from federated.sim_data import prepare_data
+    from federated.simulation import SimulationConfig, run_centralized
+
+    rounds: list[np.ndarray] = []
+    real_fit = tf.keras.Model.fit
+
+    def fit(self: tf.keras.Model, x: np.ndarray, y: np.ndarray, **kw: object) -> object:
+        assert kw.get("shuffle") is False
+        rounds.append(np.array(x))
+        return real_fit(self, x, y, **kw)
+
+    monkeypatch.setattr(tf.keras.Model, "fit", fit)
+    data = prepare_data(small_ds, 2, "iid", seed=0)
+    cfg = SimulationConfig(clients=2, rounds=2, local_epochs=2, units=4, embed_dim=4)
+    run_centralized(data, cfg, tmp_path)
+    n = len(data.train_labels)
+    key = sorted(map(tuple, data.train_ids.tolist()))
+    epochs = [e for r in rounds for e in (r[:n], r[n:])]
+    assert len(epochs) == 4 and all(sorted(map(tuple, e.tolist())) == key for e in epochs)
+    assert all(not np.array_equal(a, b) for i, a in enumerate(epochs) for b in epochs[i + 1 :])
 
 
 def test_fleet_metrics_are_the_devices_reports_weighted_by_examples(
