@@ -122,14 +122,17 @@ def train_centralized(
     start = time.perf_counter()
     history: list[dict[str, float]] = []
     best_score, best_weights, waited = -1.0, model.get_weights(), 0
+    rng = np.random.default_rng(cfg.seed)
     for epoch in range(cfg.epochs):
+        # Our own permutation each epoch: under the global seed above, every
+        # fit(shuffle=True) call draws the same one, so each epoch repeated one batch order.
+        order = rng.permutation(len(y_train))
         fit = model.fit(
-            x_train,
-            y_train,
-            sample_weight=sample_w,
+            x_train[order],
+            y_train[order],
+            sample_weight=sample_w[order],
             batch_size=cfg.batch_size,
-            epochs=1,
-            shuffle=True,
+            shuffle=False,
             verbose=0,
         )
         m = classification_metrics(y_val, predict_labels(model, x_val), n_classes)
