@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from federated.simulation import DEFAULT_CLIENT_LR
+from federated.simulation import DEFAULT_CLIENT_LR, SimulationConfig
 
 CLIENT_COUNTS = (10, 30, 100)
 
@@ -37,7 +37,7 @@ def _run(
     ds: Any, out: Path, compare: bool, run_names: list[str] | None = None, **overrides: Any
 ) -> Any:
     from federated.sim_report import write_all
-    from federated.simulation import SimulationConfig, simulate
+    from federated.simulation import simulate
 
     cfg = SimulationConfig(**overrides)
     result = simulate(ds, cfg, out, compare=compare, on_round=_print_round, run_names=run_names)
@@ -117,7 +117,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     )
     cen = ref["per_round"]["centralized"] if same and ref else _acc(res, "centralized")
     sec = _acc(res, "federated-secure")
-    within = next((i + 1 for i, a in enumerate(sec) if a >= cen[-1] - 0.03), None)
+    within = _first_round_within(sec, cen[-1], points=3)
     return {
         "model": _model(args),
         "epochs": args.rounds,
@@ -131,12 +131,18 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _first_round_within(accuracies: list[float], reference: float, points: float) -> int | None:
+    """The first round (1-based) whose accuracy is within ``points`` of ``reference``."""
+    return next((i + 1 for i, a in enumerate(accuracies) if a >= reference - points / 100), None)
+
+
 def _epochs(args: argparse.Namespace, summary: dict[str, Any]) -> float:
     """Passes over the devices' training names that the run's 2 clients add up to."""
     if not args.local_steps:
         return float(args.rounds)
     sizes = (summary["train_rows_per_client_min"], summary["train_rows_per_client_max"])
-    return args.rounds * sum(min(args.local_steps * 32, n) for n in sizes) / summary["train_rows"]
+    per_client = args.local_steps * SimulationConfig.batch_size
+    return args.rounds * sum(min(per_client, n) for n in sizes) / summary["train_rows"]
 
 
 def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -147,7 +153,7 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
     with exactly these settings in OUT/skew is reused rather than run again.
     """
     from federated.sim_data import prepare_data
-    from federated.simulation import SimulationConfig, run_centralized
+    from federated.simulation import run_centralized
 
     common = {
         "clients": 2,
@@ -180,7 +186,7 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
     with tempfile.TemporaryDirectory() as scratch:
         cen_res = run_centralized(data, cen_cfg, scratch, _print_round)
     cen = [r.test_accuracy for r in cen_res.rounds]
-    within = next((i + 1 for i, a in enumerate(sec) if a >= cen[-1] - 0.03), None)
+    within = _first_round_within(sec, cen[-1], points=3)
     return {
         "model": _model(args),
         "rounds": args.rounds,
