@@ -300,9 +300,70 @@ def _footprint_md(s: dict[str, Any], title: str, level: str = "###") -> str:
     return text
 
 
+def _fleet_md(fleet: dict[str, Any]) -> str:
+    if "rounds" not in fleet:
+        return f"Fleet round: {fleet.get('reason')}.\n\n"
+    keys = (
+        "train_s",
+        "key_agreement_s",
+        "mask_upload_s",
+        "unmask_aggregate_s",
+        "export_s",
+        "evaluate_s",
+        "deploy_s",
+        "total_s",
+        "secagg_s",
+    )
+    rows = [
+        [str(r["round"]), *(_f(r[k], ".2f") for k in keys), _f(r["secagg_share_of_round"], ".0%")]
+        for r in fleet["rounds"]
+    ]
+    head = ["round", "train", "keys", "mask+upload", "unmask+sum", "export", "evaluate"]
+    head += ["deploy", "total", "secure agg.", "secure agg. share"]
+    text = (
+        f"Fleet round, seconds by stage: {fleet['devices']} `pifed edge` processes on loopback, "
+        f"GRU-{fleet['units']}, TLS and secure aggregation (train: the slowest device's own "
+        "report; secure agg.: keys + mask+upload + unmask+sum, what a plain round would not "
+        "spend beyond one upload and a sum):\n\n" + _table(head, rows)
+    )
+    if not fleet["available"]:
+        text += f"\n{fleet['reason']}\n"
+    return text + "\n"
+
+
+def _rows(items: list[dict[str, Any]], columns: list[tuple[str, str | None]]) -> list[list[str]]:
+    """Table cells: each column a key and a number format (None: the value as text)."""
+    return [[str(it[k]) if fmt is None else _f(it[k], fmt) for k, fmt in columns] for it in items]
+
+
+def _simulation_md(sim: dict[str, Any]) -> str:
+    if not sim.get("available"):
+        return f"\nSimulation: {sim.get('reason')}.\n"
+    rows = _rows(
+        sim["rows"],
+        [
+            ("clients", None),
+            ("rounds", None),
+            ("first_round_train_s", ".1f"),
+            ("mean_train_s_after_first", ".1f"),
+            ("mean_eval_s", ".1f"),
+        ],
+    )
+    g = sim["train_growth"]
+    return (
+        f"\nTFF simulation round time ({sim['model']}, iid, secure, every client every round):"
+        "\n\n"
+        + _table(["clients", "rounds", "first round train s", "later train s", "eval s"], rows)
+        + f"\n- training: {_f(sim['train_s_per_added_client'], '.3f')} s per added client; "
+        f"x{_f(g['train_ratio'], '.1f')} from {g['clients_from']} to {g['clients_to']} clients\n"
+    )
+
+
 def _secagg_md(s: dict[str, Any], suite: str) -> str:
-    sa, sim = s["secagg"], s["simulation"]
+    sa = s["secagg"]
     text = f"### {suite}\n\n"
+    if suite == "round":
+        text += _fleet_md(s["fleet"])
     if not sa.get("available"):
         text += f"Secure aggregation: {sa.get('reason')}.\n"
     elif suite == "round":
@@ -322,16 +383,16 @@ def _secagg_md(s: dict[str, Any], suite: str) -> str:
             ["n", "m", "dropout", "round s", "plain sum s", "round / plain", "bytes / plain"], rows
         )
     else:
-        rows = [
+        rows = _rows(
+            sa["vs_n"],
             [
-                str(p["n"]),
-                str(p["m"]),
-                _f(p["client_s"], ".3f"),
-                _f(p["server_s"], ".3f"),
-                _f(p["round_s"], ".3f"),
-            ]
-            for p in sa["vs_n"]
-        ]
+                ("n", None),
+                ("m", None),
+                ("client_s", ".3f"),
+                ("server_s", ".3f"),
+                ("round_s", ".3f"),
+            ],
+        )
         text += f"From `{sa['script']} {' '.join(sa['args'])}`:\n\n" + _table(
             ["n", "m", "client s", "server s", "round s"], rows
         )
@@ -342,7 +403,8 @@ def _secagg_md(s: dict[str, Any], suite: str) -> str:
                     f"(n x{g['n_ratio']:.0f})"
                 )
         text += "\n"
-    text += f"\nSimulation: {sim['reason']}.\n"
+    if suite == "scaling":
+        text += _simulation_md(s["simulation"])
     return text
 
 
@@ -555,6 +617,40 @@ def _scaling_chart(plt: Any, s: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _simulation_chart(plt: Any, sim: dict[str, Any], path: Path) -> None:
+    rows = sim["rows"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    clients = [r["clients"] for r in rows]
+    ax.plot(clients, [r["mean_train_s_after_first"] for r in rows], "o-", label="TFF training")
+    ax.plot(clients, [r["mean_eval_s"] for r in rows], "o-", label="export + on-device eval")
+    ax.set_xlabel("simulated clients")
+    ax.set_ylabel("seconds per round")
+    ax.legend()
+    ax.set_title(f"simulation round time ({sim['model']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fleet_chart(plt: Any, fleet: dict[str, Any], path: Path) -> None:
+    stages = [f"{k}_s" for k in ("train", "key_agreement", "mask_upload", "unmask_aggregate")]
+    stages += ["export_s", "evaluate_s", "deploy_s"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, r in enumerate(fleet["rounds"]):
+        left = 0.0
+        for j, key in enumerate(stages):
+            width = r.get(key) or 0.0
+            ax.barh(i, width, left=left, color=f"C{j}", label=key[:-2] if i == 0 else None)
+            left += width
+    ax.set_yticks(range(len(fleet["rounds"])), [f"round {r['round']}" for r in fleet["rounds"]])
+    ax.set_xlabel("seconds")
+    ax.legend(fontsize=7)
+    ax.set_title(f"one fleet round by stage ({fleet['devices']} devices, GRU-{fleet['units']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def charts(results: dict[str, Any], out: Path) -> tuple[list[str], str | None]:
     """Write the PNGs for whatever suites ran; returns (file names, reason if skipped)."""
     try:
@@ -587,6 +683,12 @@ def charts(results: dict[str, Any], out: Path) -> tuple[list[str], str | None]:
         jobs.append(("edge_footprint.png", lambda p: _footprint_chart(plt, e["footprint"], p)))
     if "scaling" in suites and suites["scaling"]["secagg"].get("vs_n"):
         jobs.append(("scaling.png", lambda p: _scaling_chart(plt, suites["scaling"], p)))
+    if "scaling" in suites and suites["scaling"].get("simulation", {}).get("available"):
+        sim = suites["scaling"]["simulation"]
+        jobs.append(("simulation_scaling.png", lambda p: _simulation_chart(plt, sim, p)))
+    if "round" in suites and suites["round"].get("fleet", {}).get("rounds"):
+        fleet = suites["round"]["fleet"]
+        jobs.append(("fleet_round.png", lambda p: _fleet_chart(plt, fleet, p)))
     written = []
     for name, job in jobs:
         job(out / name)

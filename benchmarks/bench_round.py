@@ -1,11 +1,20 @@
-"""Round suite: the cost of one secure-aggregation round against a plain sum, and round time.
+"""Round suite: the cost of one fleet round, stage by stage, and of secure aggregation.
 
-    uv run python benchmarks/bench_round.py --run RUN --out DIR
+    uv run python benchmarks/bench_round.py --run RUN --out DIR [--data DIR]
 
-Runs ``benchmarks/secagg_bench.py --quick`` (another issue's script) as a subprocess when it is
-present, and reports, per configuration, the masked round's time and bytes against the
-unmasked sum of the same vectors measured in the same run. Simulation and fleet round
-times (TFF / ``pifed server``) are reported as not available here -- never estimated.
+- **Fleet round** (needs the names data): real `pifed edge` processes on loopback, TLS and
+  secure aggregation, a coordinator in this process (``benchmarks/fleet_load.py``
+  ``run_fleet``), the shipped model's size (GRU-128, embedding 64; ``--quick``: 2 devices, 1
+  round, GRU-16). Each round's wall time is split into local training (the slowest device's
+  own report), key agreement, masking + upload, unmasking + aggregation, export, on-device
+  evaluation and deploy, from the coordinator's stage timings. The fleet has no plain
+  (unmasked) mode, by design; the secure-aggregation stages beyond training are its overhead
+  over a plain round, which would still upload one update per device and sum them.
+- **Secure aggregation against a plain sum**: runs ``benchmarks/secagg_bench.py --quick`` and
+  reports, per configuration, the masked round's time and bytes against the unmasked sum of
+  the same vectors measured in the same run.
+
+Simulation round time against the number of clients is in the scaling suite.
 The ``scaling`` suite (bench_scaling.py) reads the same secagg results, grouped by n.
 """
 
@@ -23,20 +32,68 @@ SECAGG_SCRIPT = Path(__file__).resolve().with_name("secagg_bench.py")
 SECAGG_ARGS = ("--quick",)
 SECAGG_TIMEOUT_S = 900
 NOT_YET = "not available yet"
-# Scripts of the simulation / fleet issues that measure round time on their own.
-SIMULATION_SCRIPTS = ("simulation_targets.py", "fleet_load.py")
+# The shipped model's size (ModelConfig defaults), a few devices, two rounds: the first
+# round includes TensorFlow's tracing of the coordinator's export.
+FLEET_FULL = {"devices": 3, "rounds": 2, "units": 128, "embed_dim": 64}
+FLEET_QUICK = {"devices": 2, "rounds": 1, "units": 16, "embed_dim": 8}
 
 
-def simulation_reason() -> str:
-    """Why there is no simulation / fleet round time here, naming where it comes from today."""
-    here = SECAGG_SCRIPT.parent
-    present = [f"benchmarks/{n}" for n in SIMULATION_SCRIPTS if (here / n).is_file()]
-    if present:
-        return (
-            f"{NOT_YET} in pifed bench: simulation and fleet round times come from "
-            f"{' and '.join(present)}, run on their own (not wired into this suite)"
-        )
-    return f"{NOT_YET}: the TFF simulation and the fleet runtime are still being written"
+def fleet_breakdown(timings: dict[str, float]) -> dict[str, float | None]:
+    """One round's wall time by stage, from the coordinator's timings (seconds).
+
+    ``secagg_advertise_keys`` runs from handing out the training task to the last key
+    advertisement, so it holds the devices' training; the slowest device's own training
+    time is taken out of it and reported as ``train_s``.
+    """
+    train = timings.get("device_train_max")
+    advertise = timings.get("secagg_advertise_keys")
+    share = timings.get("secagg_share_keys")
+    keys = None
+    if advertise is not None and train is not None and share is not None:
+        keys = advertise - train + share
+    stages = {
+        "train_s": train,
+        "key_agreement_s": keys,
+        "mask_upload_s": timings.get("secagg_masked_input_collection"),
+        "unmask_aggregate_s": timings.get("secagg_unmasking"),
+        "export_s": timings.get("export"),
+        "evaluate_s": timings.get("evaluate"),
+        "deploy_s": timings.get("deploy"),
+        "total_s": timings.get("total"),
+    }
+    parts = [stages["key_agreement_s"], stages["mask_upload_s"], stages["unmask_aggregate_s"]]
+    secagg = sum(p for p in parts if p is not None) if None not in parts else None
+    total = stages["total_s"]
+    stages["secagg_s"] = secagg
+    stages["secagg_share_of_round"] = secagg / total if secagg is not None and total else None
+    return stages
+
+
+def fleet_section(out: Path, data: str | None, quick: bool) -> dict[str, Any]:
+    """Run a small real fleet and break its rounds down; unavailable without the names data."""
+    from fleet_load import run_fleet
+
+    from model.dataset import DataError, load_names, resolve_data_dir
+
+    try:
+        ds = load_names(resolve_data_dir(data))
+    except DataError as e:
+        return {"available": False, "reason": f"needs the names data (--data): {e}"}
+    plan = FLEET_QUICK if quick else FLEET_FULL
+    res = run_fleet(ds, out / "fleet", **plan)
+    rounds = [
+        {"round": s.get("round"), "ok": s["ok"], **fleet_breakdown(s.get("timings", {}))}
+        for s in res["rounds"]
+    ]
+    failed = [s.get("reason") for s in res["rounds"] if not s["ok"]]
+    return {
+        "available": not failed,
+        "reason": f"a round failed: {failed[0]}" if failed else None,
+        **plan,
+        "wall_seconds": res["wall_seconds"],
+        "coordinator_peak_rss_mb": res["coordinator_peak_rss_mb"],
+        "rounds": rounds,
+    }
 
 
 def secagg_results(out: Path) -> dict[str, Any]:
@@ -116,20 +173,37 @@ def round_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def secagg_section(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The section both secagg suites start from (no raw rows), and the secagg results."""
     sa = secagg_results(out)
-    section: dict[str, Any] = {
-        "secagg": {k: v for k, v in sa.items() if k != "rows"},
-        "simulation": {"available": False, "reason": simulation_reason()},
-    }
-    return section, sa
+    return {"secagg": {k: v for k, v in sa.items() if k != "rows"}}, sa
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write round.json: secagg round cost if available, simulation round time not yet."""
+    """Write round.json: a fleet round by stage, and secagg against a plain sum."""
     args = suite_parser(__doc__).parse_args(argv)
     section, sa = secagg_section(args.out)
     if sa["available"]:
         section["secagg"]["rounds"] = round_rows(sa["rows"])
+    section["fleet"] = fleet_section(args.out, args.data, args.quick)
     write_section(args.out, "round", section)
+    fleet = section["fleet"]
+    if "rounds" in fleet:
+        print(
+            f"round: a fleet of {fleet['devices']} edge processes, GRU-{fleet['units']}, TLS and "
+            "secure aggregation, seconds by stage"
+        )
+        for r in fleet["rounds"]:
+            print(
+                f"  round {r['round']}: train {_s(r['train_s'])}, keys {_s(r['key_agreement_s'])}"
+                f", mask+upload {_s(r['mask_upload_s'])}, unmask+sum "
+                f"{_s(r['unmask_aggregate_s'])}, export {_s(r['export_s'])}, evaluate "
+                f"{_s(r['evaluate_s'])}, deploy {_s(r['deploy_s'])}; total {_s(r['total_s'])}"
+                f"; secure aggregation {_s(r['secagg_s'])}"
+            )
+    if not fleet["available"]:
+        print(f"  fleet: {fleet['reason']}")
     print("round: secure aggregation vs a plain sum of the same vectors (one run)")
     if not sa["available"]:
         print(f"  secagg: {sa['reason']}")
@@ -139,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  n={r['n']} m={r['m']} drop={r['dropout']}: round {r['round_s']:.3f} s"
             + (f" ({ratio:,.0f}x the plain sum)" if ratio else "")
         )
-    print(f"  simulation round time: {section['simulation']['reason']}")
-    return 0
+    return 0 if fleet["available"] or "rounds" not in fleet else 1
 
 
 if __name__ == "__main__":

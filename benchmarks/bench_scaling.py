@@ -1,20 +1,66 @@
-"""Scaling suite: secure-aggregation cost against the number of clients n.
+"""Scaling suite: secure-aggregation cost against n, and simulation round time against clients.
 
-    uv run python benchmarks/bench_scaling.py --run RUN --out DIR
+    uv run python benchmarks/bench_scaling.py --run RUN --out DIR [--data DIR]
 
-Reads the secagg benchmark's results (running ``secagg_bench.py --quick`` once if the round
-suite has not already, see bench_round.py) and groups them by n: client and server time, round
-time, and the growth of each from the smallest n to the largest. Simulation round time against
-clients is reported as not available here (see bench_round.simulation_reason), never estimated.
+- Reads the secagg benchmark's results (running ``secagg_bench.py --quick`` once if the round
+  suite has not already, see bench_round.py) and groups them by n: client and server time,
+  round time, and the growth of each from the smallest n to the largest.
+- Runs the TFF simulation (``benchmarks/simulation_targets.py`` ``scaling_rows``: iid, secure,
+  every client every round, GRU-16 so that the figure is TFF's per-client cost rather than the
+  model's) at 10, 30 and 100 clients for 2 rounds each (``--quick``: 2 and 4 clients, 1 round),
+  and reports the training time of a round after the first (TFF traces in the first), the
+  export + on-device evaluation time, and the growth per client. Needs the names data.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench_round import secagg_section
 from suite_contract import suite_parser, write_section
+
+# (client counts, rounds each)
+SIM_FULL: tuple[tuple[int, ...], int] = ((10, 30, 100), 2)
+SIM_QUICK: tuple[tuple[int, ...], int] = ((2, 4), 1)
+SIM_MODEL = {"units": 16, "embed_dim": 8}
+
+
+def simulation_section(out: Path, data: str | None, quick: bool, seed: int) -> dict[str, Any]:
+    """Simulation round time at each client count; unavailable without the names data."""
+    from simulation_targets import scaling_rows
+
+    from federated.simulation import DEFAULT_CLIENT_LR
+    from model.dataset import DataError, load_names, resolve_data_dir
+
+    try:
+        ds = load_names(resolve_data_dir(data))
+    except DataError as e:
+        return {"available": False, "reason": f"needs the names data (--data): {e}"}
+    counts, rounds = SIM_QUICK if quick else SIM_FULL
+    rows = scaling_rows(
+        ds,
+        out / "simulation",
+        [(n, rounds) for n in counts],
+        client_lr=DEFAULT_CLIENT_LR,
+        seed=seed,
+        **SIM_MODEL,
+    )
+    lo, hi = rows[0], rows[-1]
+    key = "mean_train_s_after_first"
+    return {
+        "available": True,
+        "model": f"GRU-{SIM_MODEL['units']} embed {SIM_MODEL['embed_dim']}",
+        "rows": rows,
+        "train_s_per_added_client": (hi[key] - lo[key]) / (hi["clients"] - lo["clients"]),
+        "train_growth": {
+            "clients_from": lo["clients"],
+            "clients_to": hi["clients"],
+            "clients_ratio": hi["clients"] / lo["clients"],
+            "train_ratio": hi[key] / lo[key] if lo[key] else None,
+        },
+    }
 
 
 def by_n(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         section["secagg"]["growth"] = {
             key: growth(first_m, key) for key in ("client_s", "server_s", "round_s")
         }
+    section["simulation"] = simulation_section(args.out, args.data, args.quick, args.seed)
     write_section(args.out, "scaling", section)
     print("scaling: secure aggregation against the number of clients n")
     if not sa["available"]:
@@ -83,7 +130,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {key}: x{g['value_ratio']:.1f} for n x{g['n_ratio']:.0f} "
                 f"({g['n_from']} -> {g['n_to']})"
             )
-    print(f"  simulation round time vs clients: {section['simulation']['reason']}")
+    sim = section["simulation"]
+    if not sim["available"]:
+        print(f"  simulation round time vs clients: {sim['reason']}")
+    else:
+        print(f"scaling: TFF simulation round time against clients ({sim['model']}, secure)")
+        for r in sim["rows"]:
+            print(
+                f"  {r['clients']} clients: training {r['mean_train_s_after_first']:.1f} s a round"
+                f" (first {r['first_round_train_s']:.1f} s), export + evaluation "
+                f"{r['mean_eval_s']:.1f} s"
+            )
+        g = sim["train_growth"]
+        print(
+            f"  training: {sim['train_s_per_added_client']:.3f} s per added client; "
+            f"x{g['train_ratio']:.1f} for clients x{g['clients_ratio']:.0f}"
+            if g["train_ratio"]
+            else ""
+        )
     return 0
 
 

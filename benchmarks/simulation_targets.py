@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from federated.simulation import DEFAULT_CLIENT_LR, SimulationConfig
+from federated.lr_schedule import SCHEDULES
+from federated.simulation import DEFAULT_CLIENT_LR, DEFAULT_SERVER_LR, SimulationConfig
 
 CLIENT_COUNTS = (10, 30, 100)
 
@@ -69,8 +70,10 @@ def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         embed_dim=args.embed_dim,
         client_lr=args.client_lr,
         coordinate_clip=args.coordinate_clip,
+        server_lr=args.server_lr,
         server_momentum=args.server_momentum,
         local_steps=args.local_steps,
+        client_lr_schedule=args.client_lr_schedule,
         seed=args.seed,
     )
     cen, plain, sec = (_acc(res, n) for n in ("centralized", "federated-plain", "federated-secure"))
@@ -112,6 +115,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         embed_dim=args.embed_dim,
         client_lr=args.client_lr,
         coordinate_clip=args.coordinate_clip,
+        server_lr=args.server_lr,
         server_momentum=args.server_momentum,
         seed=args.seed,
     )
@@ -167,6 +171,7 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
         rounds=args.rounds,
         local_steps=args.local_steps,
         coordinate_clip=args.coordinate_clip,
+        server_lr=args.server_lr,
         server_momentum=args.server_momentum,
         **common,
     )
@@ -205,42 +210,63 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
 
 def _model(args: argparse.Namespace) -> str:
     clip = f" coordinate clip {args.coordinate_clip}" if args.coordinate_clip else ""
+    server = f" server lr {args.server_lr}" if args.server_lr != DEFAULT_SERVER_LR else ""
+    if getattr(args, "client_lr_schedule", "constant") != "constant":
+        server = f" {args.client_lr_schedule} schedule{server}"
     momentum = f" server momentum {args.server_momentum}" if args.server_momentum else ""
     steps = f" local steps {args.local_steps}" if args.local_steps else ""
-    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}{clip}{momentum}{steps}"
+    settings = f"{clip}{server}{momentum}{steps}"
+    return f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}{settings}"
+
+
+def scaling_rows(
+    ds: Any, out: Path, plan: list[tuple[int, int]], on_row: Any = None, **settings: Any
+) -> list[dict[str, Any]]:
+    """Round time for each (clients, rounds) in ``plan``: iid, secure, all sampled each round.
+
+    Each row splits a round into TFF training (the first round includes TFF's tracing, so
+    later rounds are averaged apart from it) and the round's TFLite export + on-device
+    evaluation of every client. ``settings`` go to :class:`SimulationConfig`. The scaling
+    suite of ``pifed bench`` (benchmarks/bench_scaling.py) runs this too.
+    """
+    rows = []
+    for n, rounds in plan:
+        start = time.perf_counter()
+        res = _run(ds, out / f"scaling-{n}", compare=False, clients=n, rounds=rounds, **settings)
+        done = res.runs[0].rounds
+        later = done[1:] or done
+        rows.append(
+            {
+                "clients": n,
+                "rounds": len(done),
+                "first_round_train_s": done[0].train_seconds,
+                "mean_train_s_after_first": sum(r.train_seconds for r in later) / len(later),
+                "mean_eval_s": sum(r.eval_seconds for r in done) / len(done),
+                "total_s": time.perf_counter() - start,
+                "final_test_accuracy": done[-1].test_accuracy,
+            }
+        )
+        if on_row is not None:
+            on_row(rows[-1])
+    return rows
 
 
 def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Round time for 10, 30 and 100 clients (all sampled every round)."""
-    rows = []
-    for n in CLIENT_COUNTS:
-        start = time.perf_counter()
-        res = _run(
-            ds,
-            out / f"scaling-{n}",
-            compare=False,
-            clients=n,
-            # The full count for the largest fleet; 3 rounds give the others' round time.
-            rounds=args.rounds if n == max(CLIENT_COUNTS) else min(args.rounds, 3),
-            units=args.units,
-            embed_dim=args.embed_dim,
-            client_lr=args.client_lr,
-            seed=args.seed,
-        )
-        rounds = res.runs[0].rounds
-        later = rounds[1:] or rounds  # round 1 includes TFF tracing
-        rows.append(
-            {
-                "clients": n,
-                "rounds": len(rounds),
-                "first_round_train_s": rounds[0].train_seconds,
-                "mean_train_s_after_first": sum(r.train_seconds for r in later) / len(later),
-                "mean_eval_s": sum(r.eval_seconds for r in rounds) / len(rounds),
-                "total_s": time.perf_counter() - start,
-                "final_test_accuracy": rounds[-1].test_accuracy,
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
+    # The full count for the largest fleet; 3 rounds give the others' round time.
+    plan = [
+        (n, args.rounds if n == max(CLIENT_COUNTS) else min(args.rounds, 3)) for n in CLIENT_COUNTS
+    ]
+    rows = scaling_rows(
+        ds,
+        out,
+        plan,
+        on_row=lambda row: print(json.dumps(row), flush=True),
+        units=args.units,
+        embed_dim=args.embed_dim,
+        client_lr=args.client_lr,
+        seed=args.seed,
+    )
     return {"model": _model(args), "rows": rows}
 
 
@@ -261,6 +287,19 @@ def main() -> int:
         type=float,
         default=None,
         help="the fleet's per-coordinate clip instead of TFF's adaptive aggregator (iid, skew)",
+    )
+    ap.add_argument(
+        "--client-lr-schedule",
+        choices=SCHEDULES,
+        default="constant",
+        help="iid: client rate across rounds (the centralized reference follows it)",
+    )
+    ap.add_argument(
+        "--server-lr",
+        type=float,
+        default=DEFAULT_SERVER_LR,
+        help="server SGD learning rate (iid, skew; the centralized reference has none): with "
+        "n clients, n makes one round move by the sum of the updates",
     )
     ap.add_argument(
         "--server-momentum",

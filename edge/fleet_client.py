@@ -182,9 +182,8 @@ class EdgeClient:
         names, labels = self._names_labels(self._train_rows, trainer.manifest)
         ids = trainer.manifest.vocab.encode(names)
         t = time.perf_counter()
-        losses = trainer.train_epochs(
-            ids, labels, task.get("epochs", int), float(task.get("lr", float)), self._rng
-        )
+        lr = float(task.get("lr", float))
+        losses = trainer.train_epochs(ids, labels, task.get("epochs", int), lr, self._rng)
         seconds = time.perf_counter() - t
         self._update = (trainer.flat_weights() - global_w, len(names))
         sa = task.get("secagg", dict)
@@ -198,7 +197,7 @@ class EdgeClient:
             timeouts=StageTimeouts(*(float(x) for x in sa["timeouts"])),
         )
         self._secagg = ClientProtocol(task.get("client_id", int), cfg)
-        return {"loss": losses[-1], "train_seconds": round(seconds, 3)}, b""
+        return {"loss": losses[-1], "train_seconds": round(seconds, 3), "lr": lr}, b""
 
     def _on_secagg(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
         if self._secagg is None or self._update is None:

@@ -30,6 +30,7 @@ from edge.secagg import SecAggConfig, SecAggError, StageTimeouts
 from edge.wire import Frame, WireError
 from federated.exporter import CandidateExporter
 from federated.gate import FleetMetrics, GateConfig, GateError, aggregate_device_metrics, decide
+from federated.lr_schedule import SCHEDULES, scheduled_lr
 from federated.secagg_server import ServerProtocol
 from federated.store import Device, ModelVersion, Store
 from model.manifest import MANIFEST_NAME, ModelManifest
@@ -55,6 +56,8 @@ class FleetConfig:
     wait_devices_timeout: float = 120.0
     local_epochs: int = 1
     client_lr: float = 0.5
+    # "cosine" decays the on-device rate over this run's rounds (federated/lr_schedule.py).
+    client_lr_schedule: str = "constant"
     server_lr: float = 1.0
     # SecAgg quantisation: per-coordinate clip of a weight *update*, and the cap on a device's
     # example-count weight (bounds what one Pi can contribute).
@@ -76,6 +79,10 @@ class FleetConfig:
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_devices < 2 or self.local_epochs < 1:
             raise ValueError("rounds >= 1, min_devices >= 2 (secure aggregation) and epochs >= 1")
+        if self.client_lr_schedule not in SCHEDULES:
+            raise ValueError(
+                f"client_lr_schedule must be one of {SCHEDULES}, got {self.client_lr_schedule!r}"
+            )
         if self.deploy_kind not in ("float", "dynamic", "int8"):
             raise ValueError(f"deploy_kind must be float, dynamic or int8, got {self.deploy_kind}")
         for name in (
@@ -136,6 +143,8 @@ class Coordinator:
             log.warning("aborted rounds %s left running by a previous coordinator", aborted)
             self._emit({"event": "restart", "aborted_rounds": aborted})
         self._base = self._ensure_initial_version(model_dir)
+        # Rounds started by this coordinator: the position in the learning-rate schedule.
+        self._rounds_started = 0
 
     # -- setup ---------------------------------------------------------------------------------
     def _ensure_initial_version(self, model_dir: str) -> ModelVersion:
@@ -249,6 +258,15 @@ class Coordinator:
             for cid in dropped:
                 self._suspect[int(cid)] = now
 
+    def client_lr(self) -> float:
+        """The on-device learning rate of the current round under ``cfg.client_lr_schedule``.
+
+        Rounds past ``cfg.rounds`` (a caller running more) keep the last round's rate.
+        """
+        c = self.cfg
+        index = min(max(self._rounds_started, 1), c.rounds)
+        return scheduled_lr(c.client_lr, c.client_lr_schedule, index, c.rounds)
+
     # -- rounds --------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
         """Run ``cfg.rounds`` rounds; a failed round is recorded and the next one starts."""
@@ -291,6 +309,7 @@ class Coordinator:
     def run_round(self) -> dict[str, Any]:
         """One full round; returns its summary (also stored)."""
         t0 = time.perf_counter()
+        self._rounds_started += 1
         timings: dict[str, float] = {}
         try:
             links = self._wait_devices()
@@ -396,7 +415,7 @@ class Coordinator:
                 "train.tflite": initial.artifacts["train.tflite"],
             },
             "epochs": self.cfg.local_epochs,
-            "lr": self.cfg.client_lr,
+            "lr": self.client_lr(),
             "secagg": {
                 "client_ids": list(sa_cfg.client_ids),
                 "vector_lengths": list(sa_cfg.vector_lengths),
@@ -422,6 +441,7 @@ class Coordinator:
         self.store.start_session(round_id, session_hex, len(ids), sa_cfg.t)
         stage_started = time.perf_counter()
         losses: list[float] = []
+        train_seconds: list[float] = []
         self._emit({"event": "stage", "round": round_id, "stage": "train"})
         while True:
             for cid, msg in outbox.items():
@@ -430,7 +450,7 @@ class Coordinator:
                 break
             try:
                 dev, head, frame = self._inbox.get(timeout=0.05)
-                self._accept(server, dev, head, frame, losses)
+                self._accept(server, dev, head, frame, losses, train_seconds)
             except queue.Empty:
                 pass
             stage = server.stage
@@ -459,6 +479,9 @@ class Coordinator:
         if server.stage is None and not server.finished:
             raise RoundFailed(f"secure aggregation aborted: {server.aborted}")
         timings["secagg_unmasking"] = time.perf_counter() - stage_started
+        if train_seconds:
+            # The slowest device's own report: the training inside secagg_advertise_keys.
+            timings["device_train_max"] = max(train_seconds)
         result = server.result
         self._mark_dropped(result.dropped)
         self.store.finish_session(session_hex, True, {k: v.name for k, v in result.dropped.items()})
@@ -482,6 +505,7 @@ class Coordinator:
         head: dict[str, Any],
         frame: Frame,
         losses: list[float],
+        train_seconds: list[float],
     ) -> None:
         kind = head.get("kind")
         if frame.header.get("status") == "error":
@@ -496,6 +520,10 @@ class Coordinator:
             loss = frame.header.get("loss")
             if isinstance(loss, (int, float)) and np.isfinite(loss):
                 losses.append(float(loss))
+            # A device's word, used for the timing report only; nonsense is ignored.
+            seconds = frame.header.get("train_seconds")
+            if isinstance(seconds, (int, float)) and 0 <= seconds < 86400:
+                train_seconds.append(float(seconds))
         elif kind == "secagg":
             try:
                 server.receive(frame.payload)

@@ -34,8 +34,15 @@ class FleetServer:
     _runner: threading.Thread | None = None
 
     @classmethod
-    def start(cls, db: str | Path, model_dir: str | Path, cfg: FleetConfig, listen: str,
-              certs: Path | None, on_event: EventSink | None = None) -> FleetServer:
+    def start(
+        cls,
+        db: str | Path,
+        model_dir: str | Path,
+        cfg: FleetConfig,
+        listen: str,
+        certs: Path | None,
+        on_event: EventSink | None = None,
+    ) -> FleetServer:
         """Open the store (aborting a round a crash left open) and start serving."""
         events: list[dict[str, Any]] = []
 

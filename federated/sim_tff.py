@@ -165,6 +165,20 @@ def state_weights(state: Any) -> list[np.ndarray]:
     return [np.asarray(w) for w in weights]
 
 
+def with_client_lr(process: tff.learning.templates.LearningProcess, state: Any, lr: float) -> Any:
+    """``state`` with its clients' learning rate set to ``lr`` (a schedule's next round).
+
+    FedAvg keeps the client optimiser's rate in its state (``get_hparams``), so a schedule
+    changes it between rounds without rebuilding the process.
+    """
+    hparams = process.get_hparams(state)
+    work = _field(hparams, "client_work")
+    if "learning_rate" not in work:
+        raise SimulationSetupError(f"the client optimiser has no learning rate in {hparams}")
+    work["learning_rate"] = float(lr)
+    return process.set_hparams(state, hparams)
+
+
 def with_weights(state: Any, trainable: Sequence[np.ndarray]) -> Any:
     """A server state whose global model is ``trainable`` (used for the seeded start)."""
     weights = _field(state, "global_model_weights")

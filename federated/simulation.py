@@ -33,6 +33,7 @@ import numpy as np
 from edge.evaluate import evaluate_names
 from edge.runtime import Classifier
 from federated.gate import FleetMetrics, GateConfig, aggregate_device_metrics, decide
+from federated.lr_schedule import SCHEDULES, scheduled_lr
 from model.config import ModelConfig
 from model.dataset import NamesDataset
 from model.encoding import Vocab
@@ -73,6 +74,9 @@ class SimulationConfig:
     # Plain SGD is what train.tflite applies on a Pi.
     client_optimizer: str = "sgd"
     client_lr: float = DEFAULT_CLIENT_LR
+    # "cosine" decays the client rate over the rounds (federated/lr_schedule.py); the
+    # centralized reference follows the same schedule round by round.
+    client_lr_schedule: str = "constant"
     # Server SGD at 1.0 is McMahan et al.'s FedAvg: the new model is the weighted mean.
     server_optimizer: str = "sgd"
     server_lr: float = DEFAULT_SERVER_LR
@@ -122,6 +126,11 @@ class SimulationConfig:
                 raise SimulationConfigError(
                     f"{flag}: {getattr(self, name)!r} is not one of {', '.join(OPTIMIZERS)}"
                 )
+        if self.client_lr_schedule not in SCHEDULES:
+            raise SimulationConfigError(
+                f"--client-lr-schedule: {self.client_lr_schedule!r} is not one of "
+                f"{', '.join(SCHEDULES)}"
+            )
         for name, flag in (("client_lr", "--client-lr"), ("server_lr", "--server-lr")):
             if not getattr(self, name) > 0:
                 raise SimulationConfigError(f"{flag} must be > 0, got {getattr(self, name)}")
@@ -364,6 +373,7 @@ def run_federated(
         run_round,
         state_weights,
         train_metrics,
+        with_client_lr,
         with_weights,
     )
 
@@ -396,6 +406,9 @@ def run_federated(
             )
             for i in sampled
         ]
+        if cfg.client_lr_schedule != "constant":
+            lr = scheduled_lr(cfg.client_lr, cfg.client_lr_schedule, rnd, cfg.rounds)
+            state = with_client_lr(process, state, lr)
         t0 = time.perf_counter()
         state, metrics = run_round(process, state, datasets)
         t1 = time.perf_counter()
@@ -456,6 +469,9 @@ def run_centralized(
         epochs, per_round = 1, min(len(y), round(per_client * cfg.clients_per_round))
     records: list[RoundRecord] = []
     for rnd in range(1, cfg.rounds + 1):
+        model.optimizer.learning_rate.assign(
+            scheduled_lr(cfg.client_lr, cfg.client_lr_schedule, rnd, cfg.rounds)
+        )
         t0 = time.perf_counter()
         # Shuffle here, not with fit(shuffle=True): under a global seed every fit call draws
         # the same permutation, so epoch after epoch ran the same batch order, and the weights

@@ -75,6 +75,12 @@ def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-devices", type=int, default=2, help="devices a round waits for")
     p.add_argument("--local-epochs", type=int, default=1, help="local SGD epochs per round")
     p.add_argument("--client-lr", type=float, default=0.5, help="on-device SGD learning rate")
+    p.add_argument(
+        "--client-lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="on-device rate across this run's rounds: constant, or cosine decay towards 0",
+    )
     p.add_argument("--server-lr", type=float, default=1.0, help="FedAvg server learning rate")
     p.add_argument(
         "--clip",
@@ -124,6 +130,7 @@ def fleet_config(args: argparse.Namespace) -> object:
         min_devices=args.min_devices,
         local_epochs=args.local_epochs,
         client_lr=args.client_lr,
+        client_lr_schedule=args.client_lr_schedule,
         server_lr=args.server_lr,
         clip_bound=args.clip,
         deploy_kind=args.deploy_kind,

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from federated.gate import GateConfig
+from federated.lr_schedule import SCHEDULES
 from federated.simulation import DEFAULT_CLIENT_LR, DEFAULT_SERVER_LR, OPTIMIZERS
 from model.dataset import load_names, resolve_data_dir
 from pifed import flags
@@ -61,6 +62,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--client-optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument(
         "--client-lr", type=float, default=DEFAULT_CLIENT_LR, help="client learning rate"
+    )
+    p.add_argument(
+        "--client-lr-schedule",
+        choices=SCHEDULES,
+        default="constant",
+        help="client learning rate across rounds: constant, or cosine decay towards 0 by the "
+        "last round (the centralized reference follows it too)",
     )
     p.add_argument("--server-optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument(
@@ -169,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             client_optimizer=args.client_optimizer,
             client_lr=args.client_lr,
+            client_lr_schedule=args.client_lr_schedule,
             server_optimizer=args.server_optimizer,
             server_lr=args.server_lr,
             server_momentum=args.server_momentum,

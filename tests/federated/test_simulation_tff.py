@@ -62,7 +62,7 @@ def _one_round(process: Any, setup: dict[str, Any]) -> tuple[list[np.ndarray], d
     return state_weights(state), metrics
 
 
-def _by_hand_fedavg(setup: dict[str, Any]) -> list[np.ndarray]:
+def _by_hand_fedavg(setup: dict[str, Any], lr: float = CLIENT_LR) -> list[np.ndarray]:
     """Each client: plain SGD over its batches from w0; server: mean weighted by examples."""
     import tensorflow as tf
 
@@ -78,7 +78,7 @@ def _by_hand_fedavg(setup: dict[str, Any]) -> list[np.ndarray]:
                 loss = loss_fn(y, model(x, training=True))
             grads = tape.gradient(loss, model.trainable_variables)
             for v, g in zip(model.trainable_variables, grads, strict=True):
-                v.assign_sub(CLIENT_LR * tf.convert_to_tensor(g))
+                v.assign_sub(lr * tf.convert_to_tensor(g))
             n += int(x.shape[0])
         updates.append([v.numpy() for v in model.trainable_variables])
         weights.append(n)
@@ -110,6 +110,21 @@ def test_plain_round_is_fedavg_weighted_by_examples(
     assert _max_diff(weights, _by_hand_fedavg(setup)) < 1e-4
     m = train_metrics(metrics)
     assert 0.0 < m["accuracy"] <= 1.0 and m["loss"] > 0
+
+
+def test_a_scheduled_client_rate_is_the_rate_the_next_round_trains_at(
+    setup: dict[str, Any], plain_round: tuple[Any, list[np.ndarray], dict[str, Any]]
+) -> None:
+    # What a --client-lr-schedule does between rounds: the same process, a new client rate.
+    from federated.sim_tff import run_round, state_weights, with_client_lr, with_weights
+
+    process, at_base, _ = plain_round
+    state = with_weights(process.initialize(), setup["w0"])
+    state = with_client_lr(process, state, CLIENT_LR / 4)
+    state, _ = run_round(process, state, setup["datasets"]())
+    weights = state_weights(state)
+    assert _max_diff(weights, _by_hand_fedavg(setup, CLIENT_LR / 4)) < 1e-4
+    assert _max_diff(weights, at_base) > 1e-3
 
 
 def test_server_momentum_is_heavy_ball_sgd_on_the_mean_update() -> None:

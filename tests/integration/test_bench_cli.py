@@ -219,10 +219,7 @@ def test_round_and_scaling_report_secagg_or_not_available(
 ) -> None:
     _, res, _ = bench_all
     for suite in ("round", "scaling"):
-        s = res["suites"][suite]
-        assert s["simulation"]["available"] is False
-        assert "not available yet" in s["simulation"]["reason"]
-        sa = s["secagg"]
+        sa = res["suites"][suite]["secagg"]
         if not (ROOT / "benchmarks" / "secagg_bench.py").is_file():
             assert sa["available"] is False and "not available yet" in sa["reason"]
             continue
@@ -232,6 +229,39 @@ def test_round_and_scaling_report_secagg_or_not_available(
         assert _positive(r["n"], r["round_s"], r["round_over_plain_sum"])
     points = res["suites"]["scaling"]["secagg"].get("vs_n", [])
     assert [p["n"] for p in points] == sorted(p["n"] for p in points)
+
+
+def test_round_breaks_a_real_fleet_round_down_by_stage(bench_all: tuple[Path, dict, str]) -> None:
+    # Quick: 2 real `pifed edge` processes, 1 round, TLS and secure aggregation.
+    _, res, stdout = bench_all
+    fleet = res["suites"]["round"]["fleet"]
+    assert fleet["available"] is True, fleet
+    assert (fleet["devices"], fleet["units"], len(fleet["rounds"])) == (2, 16, 1)
+    (r,) = fleet["rounds"]
+    assert r["ok"] is True
+    stages = ("train_s", "mask_upload_s", "unmask_aggregate_s", "export_s", "evaluate_s")
+    assert _positive(*(r[k] for k in stages), r["deploy_s"], r["total_s"], r["secagg_s"])
+    assert r["key_agreement_s"] >= 0
+    # The stages are parts of the round (the deploy of a promoted round included).
+    parts = sum(r[k] for k in (*stages, "key_agreement_s", "deploy_s"))
+    assert parts <= r["total_s"] * 1.001
+    assert r["secagg_s"] == pytest.approx(
+        r["key_agreement_s"] + r["mask_upload_s"] + r["unmask_aggregate_s"]
+    )
+    assert 0 < r["secagg_share_of_round"] < 1
+    assert "mask+upload" in stdout and "secure aggregation" in stdout
+
+
+def test_scaling_times_the_simulation_against_clients(bench_all: tuple[Path, dict, str]) -> None:
+    _, res, stdout = bench_all
+    sim = res["suites"]["scaling"]["simulation"]
+    assert sim["available"] is True, sim
+    assert [r["clients"] for r in sim["rows"]] == [2, 4]
+    for r in sim["rows"]:
+        assert r["rounds"] == 1
+        assert _positive(r["first_round_train_s"], r["mean_train_s_after_first"], r["mean_eval_s"])
+    assert sim["train_growth"]["clients_ratio"] == 2
+    assert "TFF simulation round time against clients" in stdout
 
 
 def test_markdown_and_charts_are_written(bench_all: tuple[Path, dict, str]) -> None:
@@ -245,6 +275,8 @@ def test_markdown_and_charts_are_written(bench_all: tuple[Path, dict, str]) -> N
         "inference_threads.png",
         "training.png",
         "footprint.png",
+        "fleet_round.png",
+        "simulation_scaling.png",
     }
     assert expected <= set(res["charts"])
     for name in res["charts"]:

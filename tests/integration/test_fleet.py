@@ -142,6 +142,16 @@ def test_a_round_trains_aggregates_evaluates_promotes_and_deploys(fleet_factory)
     assert [r["status"] for r in store.rounds()] == ["completed"]
 
 
+def test_a_cosine_schedule_reaches_the_pis_round_by_round(fleet_factory) -> None:
+    fleet = fleet_factory(2, _cfg(rounds=2, client_lr=0.5, client_lr_schedule="cosine"))
+    summaries = fleet.server.coordinator.run()
+    assert [s["ok"] for s in summaries] == [True, True], summaries
+    for edge in fleet.edges:
+        rates = [e["lr"] for e in edge.events() if e["event"] == "train"]
+        # Round 1 of 2 at the base rate, round 2 half-way down the cosine.
+        assert rates == pytest.approx([0.5, 0.25])
+
+
 def test_pis_dying_at_every_stage_still_give_the_survivors_sum(fleet_factory) -> None:
     # n = 13, t = floor(26/3) + 1 = 9: up to 4 may drop. One Pi dies right after answering
     # each step, so one drops at AdvertiseKeys, ShareKeys, MaskedInputCollection, Unmasking.
