@@ -305,26 +305,28 @@ def _fleet_md(fleet: dict[str, Any]) -> str:
         return f"Fleet round: {fleet.get('reason')}.\n\n"
     keys = (
         "train_s",
-        "key_agreement_s",
+        "setup_and_keys_s",
         "mask_upload_s",
         "unmask_aggregate_s",
         "export_s",
         "evaluate_s",
         "deploy_s",
         "total_s",
-        "secagg_s",
+        "secagg_at_most_s",
     )
     rows = [
-        [str(r["round"]), *(_f(r[k], ".2f") for k in keys), _f(r["secagg_share_of_round"], ".0%")]
+        [str(r["round"]), *(_f(r[k], ".2f") for k in keys), _f(r["secagg_at_most_share"], ".1%")]
         for r in fleet["rounds"]
     ]
-    head = ["round", "train", "keys", "mask+upload", "unmask+sum", "export", "evaluate"]
-    head += ["deploy", "total", "secure agg.", "secure agg. share"]
+    head = ["round", "train", "setup+keys", "mask+upload", "unmask+sum", "export", "evaluate"]
+    head += ["deploy", "total", "secure agg. at most", "share"]
     text = (
         f"Fleet round, seconds by stage: {fleet['devices']} `pifed edge` processes on loopback, "
         f"GRU-{fleet['units']}, TLS and secure aggregation (train: the slowest device's own "
-        "report; secure agg.: keys + mask+upload + unmask+sum, what a plain round would not "
-        "spend beyond one upload and a sum):\n\n" + _table(head, rows)
+        "report; setup+keys: the rest of the key-advertisement stage, which also holds each Pi's "
+        "download and interpreter start, plus ShareKeys; secure agg. at most: setup+keys + "
+        "mask+upload + unmask+sum, an upper bound on what a plain round would not spend "
+        "beyond one upload and a sum):\n\n" + _table(head, rows)
     )
     if not fleet["available"]:
         text += f"\n{fleet['reason']}\n"
@@ -353,7 +355,10 @@ def _simulation_md(sim: dict[str, Any]) -> str:
     return (
         f"\nTFF simulation round time ({sim['model']}, iid, secure, every client every round):"
         "\n\n"
-        + _table(["clients", "rounds", "first round train s", "later train s", "eval s"], rows)
+        + _table(
+            ["clients", "rounds", "first round train s", "train s, rounds 2+ (or 1)", "eval s"],
+            rows,
+        )
         + f"\n- training: {_f(sim['train_s_per_added_client'], '.3f')} s per added client; "
         f"x{_f(g['train_ratio'], '.1f')} from {g['clients_from']} to {g['clients_to']} clients\n"
     )
@@ -633,7 +638,7 @@ def _simulation_chart(plt: Any, sim: dict[str, Any], path: Path) -> None:
 
 
 def _fleet_chart(plt: Any, fleet: dict[str, Any], path: Path) -> None:
-    stages = [f"{k}_s" for k in ("train", "key_agreement", "mask_upload", "unmask_aggregate")]
+    stages = [f"{k}_s" for k in ("train", "setup_and_keys", "mask_upload", "unmask_aggregate")]
     stages += ["export_s", "evaluate_s", "deploy_s"]
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, r in enumerate(fleet["rounds"]):

@@ -8,8 +8,9 @@
   round, GRU-16). Each round's wall time is split into local training (the slowest device's
   own report), key agreement, masking + upload, unmasking + aggregation, export, on-device
   evaluation and deploy, from the coordinator's stage timings. The fleet has no plain
-  (unmasked) mode, by design; the secure-aggregation stages beyond training are its overhead
-  over a plain round, which would still upload one update per device and sum them.
+  (unmasked) mode, by design; the secure-aggregation stages beyond training bound its
+  overhead over a plain round from above (they also hold each Pi's task setup), which would
+  still upload one update per device and sum them.
 - **Secure aggregation against a plain sum**: runs ``benchmarks/secagg_bench.py --quick`` and
   reports, per configuration, the masked round's time and bytes against the unmasked sum of
   the same vectors measured in the same run.
@@ -43,7 +44,10 @@ def fleet_breakdown(timings: dict[str, float]) -> dict[str, float | None]:
 
     ``secagg_advertise_keys`` runs from handing out the training task to the last key
     advertisement, so it holds the devices' training; the slowest device's own training
-    time is taken out of it and reported as ``train_s``.
+    time is taken out of it and reported as ``train_s``. What is left of it
+    (``setup_and_keys_s``, with ShareKeys) also holds each Pi's download of the weights and
+    the train file and its interpreter start, not only key agreement: ``secagg_at_most_s``
+    is therefore an upper bound on what secure aggregation costs.
     """
     train = timings.get("device_train_max")
     advertise = timings.get("secagg_advertise_keys")
@@ -53,7 +57,7 @@ def fleet_breakdown(timings: dict[str, float]) -> dict[str, float | None]:
         keys = advertise - train + share
     stages = {
         "train_s": train,
-        "key_agreement_s": keys,
+        "setup_and_keys_s": keys,
         "mask_upload_s": timings.get("secagg_masked_input_collection"),
         "unmask_aggregate_s": timings.get("secagg_unmasking"),
         "export_s": timings.get("export"),
@@ -61,18 +65,16 @@ def fleet_breakdown(timings: dict[str, float]) -> dict[str, float | None]:
         "deploy_s": timings.get("deploy"),
         "total_s": timings.get("total"),
     }
-    parts = [stages["key_agreement_s"], stages["mask_upload_s"], stages["unmask_aggregate_s"]]
+    parts = [stages["setup_and_keys_s"], stages["mask_upload_s"], stages["unmask_aggregate_s"]]
     secagg = sum(p for p in parts if p is not None) if None not in parts else None
     total = stages["total_s"]
-    stages["secagg_s"] = secagg
-    stages["secagg_share_of_round"] = secagg / total if secagg is not None and total else None
+    stages["secagg_at_most_s"] = secagg
+    stages["secagg_at_most_share"] = secagg / total if secagg is not None and total else None
     return stages
 
 
 def fleet_section(out: Path, data: str | None, quick: bool) -> dict[str, Any]:
     """Run a small real fleet and break its rounds down; unavailable without the names data."""
-    from fleet_load import run_fleet
-
     from model.dataset import DataError, load_names, resolve_data_dir
 
     try:
@@ -80,7 +82,13 @@ def fleet_section(out: Path, data: str | None, quick: bool) -> dict[str, Any]:
     except DataError as e:
         return {"available": False, "reason": f"needs the names data (--data): {e}"}
     plan = FLEET_QUICK if quick else FLEET_FULL
-    res = run_fleet(ds, out / "fleet", **plan)
+    try:
+        # The coordinator's side (TensorFlow, cryptography) and the test harness's edges.
+        from fleet_load import run_fleet
+
+        res = run_fleet(ds, out / "fleet", **plan)
+    except Exception as e:  # reported, never estimated; the secagg results stay
+        return {"available": False, "reason": f"the fleet round failed: {type(e).__name__}: {e}"}
     rounds = [
         {"round": s.get("round"), "ok": s["ok"], **fleet_breakdown(s.get("timings", {}))}
         for s in res["rounds"]
@@ -196,11 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         for r in fleet["rounds"]:
             print(
-                f"  round {r['round']}: train {_s(r['train_s'])}, keys {_s(r['key_agreement_s'])}"
+                f"  round {r['round']}: train {_s(r['train_s'])}, setup+keys "
+                f"{_s(r['setup_and_keys_s'])}"
                 f", mask+upload {_s(r['mask_upload_s'])}, unmask+sum "
                 f"{_s(r['unmask_aggregate_s'])}, export {_s(r['export_s'])}, evaluate "
                 f"{_s(r['evaluate_s'])}, deploy {_s(r['deploy_s'])}; total {_s(r['total_s'])}"
-                f"; secure aggregation {_s(r['secagg_s'])}"
+                f"; secure aggregation at most {_s(r['secagg_at_most_s'])}"
             )
     if not fleet["available"]:
         print(f"  fleet: {fleet['reason']}")
@@ -213,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  n={r['n']} m={r['m']} drop={r['dropout']}: round {r['round_s']:.3f} s"
             + (f" ({ratio:,.0f}x the plain sum)" if ratio else "")
         )
-    return 0 if fleet["available"] or "rounds" not in fleet else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,9 +29,6 @@ SIM_MODEL = {"units": 16, "embed_dim": 8}
 
 def simulation_section(out: Path, data: str | None, quick: bool, seed: int) -> dict[str, Any]:
     """Simulation round time at each client count; unavailable without the names data."""
-    from simulation_targets import scaling_rows
-
-    from federated.simulation import DEFAULT_CLIENT_LR
     from model.dataset import DataError, load_names, resolve_data_dir
 
     try:
@@ -39,14 +36,21 @@ def simulation_section(out: Path, data: str | None, quick: bool, seed: int) -> d
     except DataError as e:
         return {"available": False, "reason": f"needs the names data (--data): {e}"}
     counts, rounds = SIM_QUICK if quick else SIM_FULL
-    rows = scaling_rows(
-        ds,
-        out / "simulation",
-        [(n, rounds) for n in counts],
-        client_lr=DEFAULT_CLIENT_LR,
-        seed=seed,
-        **SIM_MODEL,
-    )
+    try:
+        from simulation_targets import scaling_rows
+
+        from federated.simulation import DEFAULT_CLIENT_LR
+
+        rows = scaling_rows(
+            ds,
+            out / "simulation",
+            [(n, rounds) for n in counts],
+            client_lr=DEFAULT_CLIENT_LR,
+            seed=seed,
+            **SIM_MODEL,
+        )
+    except Exception as e:  # reported, never estimated; the secagg results stay
+        return {"available": False, "reason": f"the simulation failed: {type(e).__name__}: {e}"}
     lo, hi = rows[0], rows[-1]
     key = "mean_train_s_after_first"
     return {

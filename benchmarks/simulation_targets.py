@@ -60,10 +60,12 @@ def _acc(result: Any, run: str) -> list[float]:
 
 def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """2 clients, iid: federated (plain and secure) vs centralized at equal epochs."""
+    runs = ["centralized", "federated-secure"] if args.no_plain else None
     res = _run(
         ds,
         out / "iid",
         compare=True,
+        run_names=runs,
         clients=2,
         rounds=args.rounds,
         units=args.units,
@@ -76,18 +78,21 @@ def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         client_lr_schedule=args.client_lr_schedule,
         seed=args.seed,
     )
-    cen, plain, sec = (_acc(res, n) for n in ("centralized", "federated-plain", "federated-secure"))
-    return {
+    names = [r.name for r in res.runs]
+    acc = {n: _acc(res, n) for n in names}
+    cen, sec = acc["centralized"], acc["federated-secure"]
+    figures: dict[str, Any] = {
         "model": _model(args),
         "epochs": _epochs(args, res.data_summary),
         "centralized_final": cen[-1],
-        "plain_final": plain[-1],
         "secure_final": sec[-1],
         "secure_minus_centralized_points": 100 * (sec[-1] - cen[-1]),
-        "secure_minus_plain_points": 100 * (sec[-1] - plain[-1]),
-        "per_round": {"centralized": cen, "federated-plain": plain, "federated-secure": sec},
-        "seconds": res.seconds,
     }
+    if "federated-plain" in acc:
+        plain = acc["federated-plain"]
+        figures["plain_final"] = plain[-1]
+        figures["secure_minus_plain_points"] = 100 * (sec[-1] - plain[-1])
+    return {**figures, "per_round": acc, "seconds": res.seconds}
 
 
 def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -117,6 +122,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         coordinate_clip=args.coordinate_clip,
         server_lr=args.server_lr,
         server_momentum=args.server_momentum,
+        client_lr_schedule=args.client_lr_schedule,
         seed=args.seed,
     )
     cen = ref["per_round"]["centralized"] if same and ref else _acc(res, "centralized")
@@ -153,7 +159,9 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
     """sorted-halves with at most ``--local-steps`` batches per client per round.
 
     The centralized reference then runs the epochs the federated run's examples add up to
-    (rounded up), so "the same total number of epochs" still holds. A finished federated run
+    (rounded up), so "the same total number of epochs" still holds. A learning-rate schedule
+    runs over each run's own rounds (the reference's epochs, the federated rounds): both start
+    at the base rate and decay towards 0 by their last round. A finished federated run
     with exactly these settings in OUT/skew is reused rather than run again.
     """
     from federated.sim_data import prepare_data
@@ -165,6 +173,7 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
         "units": args.units,
         "embed_dim": args.embed_dim,
         "client_lr": args.client_lr,
+        "client_lr_schedule": args.client_lr_schedule,
         "seed": args.seed,
     }
     cfg = SimulationConfig(
@@ -267,7 +276,7 @@ def scaling(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         client_lr=args.client_lr,
         seed=args.seed,
     )
-    return {"model": _model(args), "rows": rows}
+    return {"model": f"GRU-{args.units} embed {args.embed_dim} lr {args.client_lr}", "rows": rows}
 
 
 def main() -> int:
@@ -292,7 +301,7 @@ def main() -> int:
         "--client-lr-schedule",
         choices=SCHEDULES,
         default="constant",
-        help="iid: client rate across rounds (the centralized reference follows it)",
+        help="iid, skew: client rate across rounds (the centralized reference follows it)",
     )
     ap.add_argument(
         "--server-lr",
@@ -314,6 +323,11 @@ def main() -> int:
         help="iid, skew: at most this many batches per client per round (iid: centralized "
         "trains as many examples per round; skew: centralized at the epochs those add up to)",
     )
+    ap.add_argument(
+        "--no-plain",
+        action="store_true",
+        help="iid: centralized and secure only (a long run's secure-vs-centralized figure)",
+    )
     ap.add_argument("--out", default="runs/bench-sim")
     args = ap.parse_args()
     small = args.mode == "scaling"
@@ -327,9 +341,12 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     figures = {"iid": iid, "skew": skew, "scaling": scaling}[args.mode](ds, out, args)
-    figures["command"] = f"benchmarks/simulation_targets.py {args.mode} " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("mode", "data")
-    )
+    flags = []
+    for k, v in vars(args).items():
+        if k in ("mode", "data") or v is None or v is False:
+            continue
+        flags.append(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}"))
+    figures["command"] = f"benchmarks/simulation_targets.py {args.mode} " + " ".join(flags)
     text = json.dumps(figures, indent=2)
     print(text)
     (out / f"{args.mode}.json").write_text(text)
