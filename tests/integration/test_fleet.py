@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,7 +174,14 @@ def test_pis_dying_at_every_stage_still_give_the_survivors_sum(fleet_factory) ->
 
 def test_too_many_dropouts_abort_cleanly_and_the_next_round_succeeds(fleet_factory) -> None:
     fleet = fleet_factory(3, _cfg(rounds=2, min_devices=2), {0: "AdvertiseKeysRequest"})
-    summaries = fleet.server.coordinator.run()  # t = 3 for n = 3: one dropout is too many
+    # Round 1 must hold all three (min_devices=2 would start it with the first two to poll,
+    # and the Pi that dies might be the third): wait until all three are live.
+    coordinator = fleet.server.coordinator
+    deadline = time.monotonic() + 120
+    while len(coordinator.live_devices()) < 3:
+        assert time.monotonic() < deadline, "the three edge processes never all connected"
+        time.sleep(0.1)
+    summaries = coordinator.run()  # t = 3 for n = 3: one dropout is too many
     rounds = fleet.server.store.rounds()
     assert [r["status"] for r in rounds] == ["aborted", "completed"], rounds
     assert "secure aggregation aborted" in rounds[0]["reason"]
