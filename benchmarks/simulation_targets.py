@@ -220,7 +220,7 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
 def _model(args: argparse.Namespace) -> str:
     clip = f" coordinate clip {args.coordinate_clip}" if args.coordinate_clip else ""
     server = f" server lr {args.server_lr}" if args.server_lr != DEFAULT_SERVER_LR else ""
-    if getattr(args, "client_lr_schedule", "constant") != "constant":
+    if args.client_lr_schedule != "constant":
         server = f" {args.client_lr_schedule} schedule{server}"
     momentum = f" server momentum {args.server_momentum}" if args.server_momentum else ""
     steps = f" local steps {args.local_steps}" if args.local_steps else ""

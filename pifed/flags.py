@@ -71,13 +71,15 @@ def add_tls_client(p: argparse.ArgumentParser) -> None:
 
 def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
     """Round settings shared by ``pifed server`` and ``pifed demo``."""
+    from federated.lr_schedule import SCHEDULES  # coordinator side, TF-free
+
     p.add_argument("--rounds", type=int, default=3, help="federated rounds to run")
     p.add_argument("--min-devices", type=int, default=2, help="devices a round waits for")
     p.add_argument("--local-epochs", type=int, default=1, help="local SGD epochs per round")
     p.add_argument("--client-lr", type=float, default=0.5, help="on-device SGD learning rate")
     p.add_argument(
         "--client-lr-schedule",
-        choices=("constant", "cosine"),
+        choices=SCHEDULES,
         default="constant",
         help="on-device rate across this run's rounds: constant, or cosine decay towards 0",
     )
