@@ -96,6 +96,10 @@ class SimulationConfig:
     seed: int = 0
     test_frac: float = 0.2
     holdout_frac: float = 0.2
+    # Export and evaluate on-device every K rounds (and always the last round); rounds in
+    # between train only and are not recorded or gated. 1 (every round) is what the fleet does;
+    # a long benchmark run uses more to save the ~5 s evaluation of each round.
+    eval_every: int = 1
     gate: GateConfig = field(default_factory=GateConfig)
     # The artifact whose on-device metrics the gate judges (the one a Pi deploys).
     gate_kind: str = "int8"
@@ -108,6 +112,7 @@ class SimulationConfig:
             "batch_size": (self.batch_size, "--batch-size"),
             "units": (self.units, "--units"),
             "embed_dim": (self.embed_dim, "--embed-dim"),
+            "eval_every": (self.eval_every, "--eval-every"),
         }
         if self.local_steps is not None:
             ints["local_steps"] = (self.local_steps, "--local-steps")
@@ -167,6 +172,10 @@ class SimulationConfig:
     def clients_per_round(self) -> int:
         """How many clients each round samples: round(fraction * clients), at least 1."""
         return max(1, round(self.fraction * self.clients))
+
+    def evaluates(self, rnd: int) -> bool:
+        """Whether round ``rnd`` (1-based) is exported, evaluated on-device and gated."""
+        return rnd % self.eval_every == 0 or rnd == self.rounds
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for reports."""
@@ -412,6 +421,8 @@ def run_federated(
         t0 = time.perf_counter()
         state, metrics = run_round(process, state, datasets)
         t1 = time.perf_counter()
+        if not cfg.evaluates(rnd):
+            continue
         model = build_model(mcfg, state_weights(state))  # fresh: see build_model
         version = f"r{rnd:03d}"
         ev = evaluate_candidate(model, mcfg, data, calibration, version, workdir)
@@ -483,6 +494,8 @@ def run_centralized(
         )
         fit = model.fit(x[order], y[order], batch_size=cfg.batch_size, shuffle=False, verbose=0)
         t1 = time.perf_counter()
+        if not cfg.evaluates(rnd):
+            continue
         train = {
             "loss": float(fit.history["loss"][-1]),
             "accuracy": float(fit.history["accuracy"][-1]),

@@ -126,6 +126,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT,...",
         help="run on these TFF worker_binary processes (default: one local worker)",
     )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="export, evaluate on-device and gate every K rounds and the last (default: every "
+        "round, as the fleet does); the rounds between train only and are not recorded",
+    )
     p.add_argument("--units", type=int, default=128, help="GRU units per direction")
     p.add_argument("--embed-dim", type=int, default=64, help="character embedding size")
     flags.add_seed(p)
@@ -189,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
             units=args.units,
             embed_dim=args.embed_dim,
             seed=args.seed,
+            eval_every=args.eval_every,
             gate=GateConfig(min_accuracy=args.gate_min_accuracy, tolerance=args.gate_tolerance),
         )
     except (SimulationConfigError, WorkerAddressError, GateError) as e:
@@ -231,7 +240,8 @@ def _simulate(
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("starting", total=cfg.rounds * n_runs)
+        evaluated = sum(cfg.evaluates(r) for r in range(1, cfg.rounds + 1))
+        task = bar.add_task("starting", total=evaluated * n_runs)
 
         def on_stage(name: str) -> None:
             bar.update(task, description=name)

@@ -27,6 +27,7 @@ from model.dataset import load_names
         ({"rounds": 0}, "--rounds"),
         ({"local_epochs": 0}, "--local-epochs"),
         ({"local_steps": 0}, "--local-steps"),
+        ({"eval_every": 0}, "--eval-every"),
         ({"batch_size": 0}, "--batch-size"),
         ({"units": 0}, "--units"),
         ({"embed_dim": -1}, "--embed-dim"),
@@ -51,6 +52,12 @@ from model.dataset import load_names
 def test_invalid_settings_raise_naming_the_flag(overrides: dict, flag: str) -> None:
     with pytest.raises(SimulationConfigError, match=flag):
         SimulationConfig(**overrides)
+
+
+def test_evaluation_runs_every_kth_round_and_always_the_last() -> None:
+    cfg = SimulationConfig(rounds=7, eval_every=3)
+    assert [r for r in range(1, 8) if cfg.evaluates(r)] == [3, 6, 7]
+    assert all(SimulationConfig(rounds=4).evaluates(r) for r in range(1, 5))
 
 
 def test_config_is_frozen_and_json_able() -> None:

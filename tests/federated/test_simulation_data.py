@@ -185,3 +185,28 @@ def test_a_given_vocabulary_is_used_for_every_device(small_ds: NamesDataset) -> 
         assert len(a.train_ids) == len(b.train_ids)
         assert not np.array_equal(a.train_ids, b.train_ids)  # other ids for the same names
     assert given.start_weights is None
+
+
+def test_eval_every_records_only_the_evaluated_rounds_but_trains_every_round(
+    small_ds: NamesDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tensorflow as tf
+
+    from federated.sim_data import prepare_data
+    from federated.simulation import SimulationConfig, run_centralized
+
+    fits: list[int] = []
+    real_fit = tf.keras.Model.fit
+
+    def fit(self: tf.keras.Model, x: np.ndarray, y: np.ndarray, **kw: object) -> object:
+        fits.append(len(x))
+        return real_fit(self, x, y, **kw)
+
+    monkeypatch.setattr(tf.keras.Model, "fit", fit)
+    cfg = SimulationConfig(clients=2, rounds=3, eval_every=2, units=4, embed_dim=4)
+    seen: list[int] = []
+    run = run_centralized(
+        prepare_data(small_ds, 2, "iid", seed=0), cfg, tmp_path, lambda r: seen.append(r.round)
+    )
+    assert len(fits) == 3
+    assert [r.round for r in run.rounds] == seen == [2, 3]
