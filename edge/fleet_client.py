@@ -183,9 +183,14 @@ class EdgeClient:
         ids = trainer.manifest.vocab.encode(names)
         t = time.perf_counter()
         lr = float(task.get("lr", float))
-        losses = trainer.train_epochs(ids, labels, task.get("epochs", int), lr, self._rng)
+        steps = task.opt("local_steps", int)
+        epochs = task.get("epochs", int)
+        losses = trainer.train_epochs(ids, labels, epochs, lr, self._rng, max_steps=steps)
         seconds = time.perf_counter() - t
-        self._update = (trainer.flat_weights() - global_w, len(names))
+        # The update's weight: the distinct names it was trained on (all of them, or what a
+        # step cap reached).
+        seen = len(names) if steps is None else min(len(names), steps * trainer.batch)
+        self._update = (trainer.flat_weights() - global_w, seen)
         sa = task.get("secagg", dict)
         cfg = SecAggConfig(
             client_ids=tuple(int(i) for i in sa["client_ids"]),
@@ -197,7 +202,8 @@ class EdgeClient:
             timeouts=StageTimeouts(*(float(x) for x in sa["timeouts"])),
         )
         self._secagg = ClientProtocol(task.get("client_id", int), cfg)
-        return {"loss": losses[-1], "train_seconds": round(seconds, 3), "lr": lr}, b""
+        reply = {"loss": losses[-1], "train_seconds": round(seconds, 3), "lr": lr}
+        return {**reply, "local_steps": steps, "examples": seen}, b""
 
     def _on_secagg(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
         if self._secagg is None or self._update is None:

@@ -55,6 +55,8 @@ class FleetConfig:
     min_devices: int = 2
     wait_devices_timeout: float = 120.0
     local_epochs: int = 1
+    # Cap on each Pi's SGD batches per round (None: whole local epochs).
+    local_steps: int | None = None
     client_lr: float = 0.5
     # "cosine" decays the on-device rate over this run's rounds (federated/lr_schedule.py).
     client_lr_schedule: str = "constant"
@@ -79,6 +81,8 @@ class FleetConfig:
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_devices < 2 or self.local_epochs < 1:
             raise ValueError("rounds >= 1, min_devices >= 2 (secure aggregation) and epochs >= 1")
+        if self.local_steps is not None and self.local_steps < 1:
+            raise ValueError(f"local_steps (--local-steps) must be >= 1, got {self.local_steps}")
         if self.client_lr_schedule not in SCHEDULES:
             raise ValueError(
                 f"client_lr_schedule must be one of {SCHEDULES}, got {self.client_lr_schedule!r}"
@@ -415,6 +419,7 @@ class Coordinator:
                 "train.tflite": initial.artifacts["train.tflite"],
             },
             "epochs": self.cfg.local_epochs,
+            "local_steps": self.cfg.local_steps,
             "lr": self.client_lr(),
             "secagg": {
                 "client_ids": list(sa_cfg.client_ids),

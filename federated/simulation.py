@@ -67,7 +67,7 @@ class SimulationConfig:
     rounds: int = 10
     local_epochs: int = 1
     # Cap on a client's batches per round (None: all of its local epochs). Fewer local steps
-    # limit client drift under skew; the fleet has no such cap yet (it trains whole epochs).
+    # limit client drift under skew; the fleet has the same cap (pifed server --local-steps).
     local_steps: int | None = None
     # A Pi trains on fixed batches of 32 (train.tflite); keep 32 to simulate that.
     batch_size: int = 32

@@ -19,6 +19,7 @@ from model.dataset import DataError
 from model.encoding import VocabError
 from model.manifest import ManifestError
 from model.partition import PartitionError
+from pifed.flags import FleetFlagError
 
 EXIT_USAGE = 2
 # Order is the order `pifed --help` lists them in.
@@ -61,6 +62,7 @@ _KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     ManifestError,
     VocabError,
     PartitionError,
+    FleetFlagError,
     OSError,  # missing files, permissions, a port in use, a failed setup step
     ImportError,
 )

@@ -76,6 +76,13 @@ def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=3, help="federated rounds to run")
     p.add_argument("--min-devices", type=int, default=2, help="devices a round waits for")
     p.add_argument("--local-epochs", type=int, default=1, help="local SGD epochs per round")
+    p.add_argument(
+        "--local-steps",
+        type=int,
+        default=None,
+        metavar="K",
+        help="at most K SGD batches per Pi per round (default: whole local epochs)",
+    )
     p.add_argument("--client-lr", type=float, default=0.5, help="on-device SGD learning rate")
     p.add_argument(
         "--client-lr-schedule",
@@ -122,8 +129,22 @@ def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
     )
 
 
+class FleetFlagError(ValueError):
+    """The round flags of ``pifed server`` / ``pifed demo`` make no valid FleetConfig."""
+
+
 def fleet_config(args: argparse.Namespace) -> object:
-    """A FleetConfig from the shared round flags (imported lazily: coordinator side)."""
+    """A FleetConfig from the shared round flags (imported lazily: coordinator side).
+
+    Raises :class:`FleetFlagError` (exit 2, before anything is written) on a bad setting.
+    """
+    try:
+        return _fleet_config(args)
+    except ValueError as e:
+        raise FleetFlagError(f"invalid round settings: {e}") from e
+
+
+def _fleet_config(args: argparse.Namespace) -> object:
     from federated.coordinator import FleetConfig
     from federated.gate import GateConfig
 
@@ -131,6 +152,7 @@ def fleet_config(args: argparse.Namespace) -> object:
         rounds=args.rounds,
         min_devices=args.min_devices,
         local_epochs=args.local_epochs,
+        local_steps=args.local_steps,
         client_lr=args.client_lr,
         client_lr_schedule=args.client_lr_schedule,
         server_lr=args.server_lr,

@@ -95,14 +95,15 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     arm64_python = _arm64_python(args.arm64_edges, console)
+    n = args.devices
+    if n < 2:
+        raise flags.FleetFlagError("secure aggregation needs at least 2 devices (--devices)")
+    args.min_devices = args.min_devices or n
+    cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
     out = Path(args.out)
     if (out / "fleet.db").exists():
         raise FileExistsError(f"{out} already holds a demo; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    n = args.devices
-    if n < 2:
-        raise ValueError("secure aggregation needs at least 2 devices (--devices)")
-    args.min_devices = args.min_devices or n
     ds = load_names(resolve_data_dir(args.data))
     train, test = split_by_name(ds, 0.2, args.seed)
     parts = partition(ds, train, n, args.partition, args.seed)
@@ -119,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
             units=args.units,
             embed_dim=args.embed_dim,
         )
-    cfg = flags.fleet_config(args)
     console.print(
         f"[bold]pifed demo[/]: {n} devices ({args.partition}), {args.rounds} rounds, "
         f"TLS on loopback; {cfg}"

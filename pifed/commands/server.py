@@ -81,11 +81,12 @@ def run(args: argparse.Namespace) -> int:
     def log(event: dict[str, Any]) -> None:
         print(json.dumps(event, sort_keys=True, default=str), flush=True)
 
+    cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
     model_dir = initial_model(args.db, args.model, args.units, args.embed_dim, args.seed)
     fleet = FleetServer.start(
         args.db,
         model_dir,
-        flags.fleet_config(args),  # type: ignore[arg-type]
+        cfg,  # type: ignore[arg-type]
         args.listen,
         Path(args.certs) if args.certs else None,
         log,

@@ -104,3 +104,13 @@ def test_help_lists_every_subcommand() -> None:
     assert proc.returncode == 0
     for cmd in ("data", "train", "evaluate", "predict"):
         assert cmd in proc.stdout
+
+
+def test_bad_round_flags_exit_2_before_anything_is_written(tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    proc = run_pifed("server", "--db", str(db), "--insecure", "--local-steps", "0")
+    assert proc.returncode == 2 and "--local-steps" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and list(tmp_path.iterdir()) == []
+    proc = run_pifed("demo", "--out", str(tmp_path / "demo"), "--devices", "1")
+    assert proc.returncode == 2 and "--devices" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and list(tmp_path.iterdir()) == []

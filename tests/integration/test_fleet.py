@@ -143,14 +143,17 @@ def test_a_round_trains_aggregates_evaluates_promotes_and_deploys(fleet_factory)
     assert [r["status"] for r in store.rounds()] == ["completed"]
 
 
-def test_a_cosine_schedule_reaches_the_pis_round_by_round(fleet_factory) -> None:
-    fleet = fleet_factory(2, _cfg(rounds=2, client_lr=0.5, client_lr_schedule="cosine"))
+def test_a_cosine_schedule_and_a_step_cap_reach_the_pis_round_by_round(fleet_factory) -> None:
+    cfg = _cfg(rounds=2, client_lr=0.5, client_lr_schedule="cosine", local_steps=3)
+    fleet = fleet_factory(2, cfg)
     summaries = fleet.server.coordinator.run()
     assert [s["ok"] for s in summaries] == [True, True], summaries
     for edge in fleet.edges:
-        rates = [e["lr"] for e in edge.events() if e["event"] == "train"]
+        trained = [e for e in edge.events() if e["event"] == "train"]
         # Round 1 of 2 at the base rate, round 2 half-way down the cosine.
-        assert rates == pytest.approx([0.5, 0.25])
+        assert [e["lr"] for e in trained] == pytest.approx([0.5, 0.25])
+        # 3 batches of 32: the update is weighted by the 96 names it was trained on.
+        assert [(e["local_steps"], e["examples"]) for e in trained] == [(3, 96), (3, 96)]
 
 
 def test_pis_dying_at_every_stage_still_give_the_survivors_sum(fleet_factory) -> None:
