@@ -2,6 +2,7 @@
 
 Usage:
     uv run --frozen python benchmarks/fleet_parity.py --out DIR [--rounds 15] [--lr 0.1] [--seed 0]
+        [--local-steps K] [--server-lr 1.0] [--lr-schedule constant|cosine] [--eval-every K]
 
 Target (issue 5): 2 devices, iid, same configuration: the fleet's final accuracy is within 1.5
 points of the simulation's.
@@ -13,7 +14,9 @@ points of the simulation's.
   aggregation: ``coordinate_clip`` = the fleet's ``--clip`` (per-coordinate clip, no L2 clip or
   zeroing), secure sums on.
 - **Same:** partition (``iid``, 2 devices), seed, global test split, BiGRU size, rounds, one
-  local epoch of plain SGD at the same learning rate and batch 32, server SGD 1.0, no dropout.
+  local epoch of plain SGD at the same learning rate and schedule, batch 32, server SGD at the
+  same rate (1.0 unless ``--server-lr``), the same cap on local batches (``--local-steps``), no
+  dropout. ``--eval-every K`` thins the simulation's evaluation (the fleet evaluates every round).
   The simulation starts from the fleet's own version 0 (``--init-model``: its public-alphabet
   vocabulary and its random weights), so both begin at the same point.
 - **Not the same:** the order in which each device shuffles its names (numpy on a Pi, tf.data in
@@ -69,7 +72,8 @@ def _evaluate(model: Path, names: Path) -> dict[str, Any]:
 
 
 def _mean_last(values: list[float | None], k: int) -> float | None:
-    tail = [v for v in values[-k:] if v is not None]
+    """Mean of the last k rounds that have a value."""
+    tail = [v for v in values if v is not None][-k:]
     return sum(tail) / len(tail) if tail else None
 
 
@@ -79,9 +83,12 @@ def run_fleet(out: Path, args: argparse.Namespace, data: str | None) -> dict[str
         sys.executable, "-m", "pifed", "demo", "--out", str(out), "--devices", "2",
         "--partition", "iid", "--units", str(args.units), "--embed-dim", str(args.embed_dim),
         "--rounds", str(args.rounds), "--local-epochs", "1", "--client-lr", str(args.lr),
-        "--server-lr", "1.0", "--clip", str(args.clip), "--gate-min-accuracy", "0",
-        "--gate-tolerance", "1", "--seed", str(args.seed),
+        "--client-lr-schedule", args.lr_schedule, "--server-lr", str(args.server_lr),
+        "--clip", str(args.clip), "--gate-min-accuracy", "0", "--gate-tolerance", "1",
+        "--seed", str(args.seed),
     ]  # fmt: skip
+    if args.local_steps is not None:
+        cmd += ["--local-steps", str(args.local_steps)]
     if data:
         cmd += ["--data", data]
     start = time.perf_counter()
@@ -107,11 +114,13 @@ def run_simulation(out: Path, args: argparse.Namespace, data: str | None) -> dic
         clients=2,
         rounds=args.rounds,
         local_epochs=1,
+        local_steps=args.local_steps,
         batch_size=32,
         client_optimizer="sgd",
         client_lr=args.lr,
+        client_lr_schedule=args.lr_schedule,
         server_optimizer="sgd",
-        server_lr=1.0,
+        server_lr=args.server_lr,
         partition="iid",
         secure=True,
         coordinate_clip=args.clip,
@@ -121,6 +130,7 @@ def run_simulation(out: Path, args: argparse.Namespace, data: str | None) -> dic
         seed=args.seed,
         gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
         gate_kind="float",
+        eval_every=args.eval_every,
     )
     ds = load_names(resolve_data_dir(data))
     start = time.perf_counter()
@@ -132,12 +142,19 @@ def run_simulation(out: Path, args: argparse.Namespace, data: str | None) -> dic
 
 def main() -> int:
     """Run the fleet, then the simulation, evaluate both, write OUT/parity.json."""
+    from federated.lr_schedule import SCHEDULES
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="new directory for both runs and parity.json")
     ap.add_argument("--data", help="names folder (default: $PIFED_DATA)")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--lr", type=float, default=0.1, help="client SGD learning rate (both)")
     ap.add_argument("--clip", type=float, default=1.0, help="per-coordinate clip (both)")
+    ap.add_argument("--local-steps", type=int, help="cap on SGD batches per device and round")
+    ap.add_argument("--server-lr", type=float, default=1.0, help="server SGD rate (both)")
+    ap.add_argument("--lr-schedule", choices=SCHEDULES, default="constant",
+                    help="client rate across the rounds (both)")  # fmt: skip
+    ap.add_argument("--eval-every", type=int, default=1, help="simulation: evaluate every K rounds")
     ap.add_argument("--units", type=int, default=128)
     ap.add_argument("--embed-dim", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
@@ -174,6 +191,7 @@ def main() -> int:
         },
         "per_round": {
             "fleet_on_device_accuracy": fleet_on_device,
+            "simulation_rounds_evaluated": [r.round for r in sim["rounds"]],
             "simulation_test_accuracy": [r.test_accuracy for r in sim["rounds"]],
             "simulation_on_device_accuracy": [r.fleet_accuracy for r in sim["rounds"]],
         },
