@@ -30,6 +30,7 @@ from federated.coordinator import FleetConfig
 from federated.exporter import init_model
 from federated.fleet import FleetServer
 from federated.gate import GateConfig
+from federated.round_settings import RoundSettings
 from federated.store import Store
 from model.dataset import NamesDataset, load_names, resolve_data_dir
 from model.partition import partition
@@ -55,11 +56,10 @@ def run_fleet(
     cfg = FleetConfig(
         rounds=rounds,
         min_devices=devices,
-        local_epochs=1,
+        settings=RoundSettings(gate=GateConfig(min_accuracy=0.0, tolerance=1.0)),
         stage_timeout=120,
         train_timeout=900,
         wait_devices_timeout=600,
-        gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
     )
     fleet = FleetServer.start(out / "fleet.db", out / "model", cfg, "127.0.0.1:0", certs)
     edges = []

@@ -1,5 +1,5 @@
-"""Everything a Raspberry Pi runs: TFLite inference and training, evaluation, and (in later
-modules) the secure-aggregation client and the fleet client.
+"""Everything a Raspberry Pi runs: TFLite inference and training, evaluation, the secure-
+aggregation client (``edge.secagg``), the task messages (``edge.tasks``) and the fleet client.
 
 Imports only numpy, the TFLite runtimes (ai-edge-litert for inference, tflite-runtime for
 training: see ``edge.runtime``), pycryptodome, the transport, and the TF-free parts of
@@ -18,3 +18,7 @@ EDGE_DISTRIBUTIONS = (
     "grpcio",
     "protobuf",
 )
+
+# The heavyweight modules a Pi never loads: the tests, the emulated-Pi checks and the benchmarks
+# block or look for exactly these (one list, so a new one is added in one place).
+TF_MODULES = ("tensorflow", "keras", "tensorflow_federated", "tf_keras", "jax")

@@ -29,8 +29,8 @@ import numpy as np
 from edge.secagg import SecAggConfig, SecAggError, StageTimeouts
 from edge.wire import Frame, WireError
 from federated.exporter import CandidateExporter
-from federated.gate import FleetMetrics, GateConfig, GateError, aggregate_device_metrics, decide
-from federated.lr_schedule import SCHEDULES, scheduled_lr
+from federated.gate import FleetMetrics, GateError, aggregate_device_metrics, decide
+from federated.round_settings import RoundSettings
 from federated.secagg_server import ServerProtocol
 from federated.store import Device, ModelVersion, Store
 from model.manifest import MANIFEST_NAME, ModelManifest
@@ -54,13 +54,8 @@ class FleetConfig:
     rounds: int = 3
     min_devices: int = 2
     wait_devices_timeout: float = 120.0
-    local_epochs: int = 1
-    # Cap on each Pi's SGD batches per round (None: whole local epochs).
-    local_steps: int | None = None
-    client_lr: float = 0.5
-    # "cosine" decays the on-device rate over this run's rounds (federated/lr_schedule.py).
-    client_lr_schedule: str = "constant"
-    server_lr: float = 1.0
+    # What each Pi does in a round and how the update is applied, shared with the simulation.
+    settings: RoundSettings = field(default_factory=RoundSettings)
     # SecAgg quantisation: per-coordinate clip of a weight *update*, and the cap on a device's
     # example-count weight (bounds what one Pi can contribute).
     clip_bound: float = 1.0
@@ -76,17 +71,10 @@ class FleetConfig:
     poll_wait: float = 5.0
     # A device that polled this recently counts as connected.
     live_window: float = 20.0
-    gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.min_devices < 2 or self.local_epochs < 1:
-            raise ValueError("rounds >= 1, min_devices >= 2 (secure aggregation) and epochs >= 1")
-        if self.local_steps is not None and self.local_steps < 1:
-            raise ValueError(f"local_steps (--local-steps) must be >= 1, got {self.local_steps}")
-        if self.client_lr_schedule not in SCHEDULES:
-            raise ValueError(
-                f"client_lr_schedule must be one of {SCHEDULES}, got {self.client_lr_schedule!r}"
-            )
+        if self.rounds < 1 or self.min_devices < 2:
+            raise ValueError("rounds >= 1 and min_devices >= 2 (secure aggregation)")
         if self.deploy_kind not in ("float", "dynamic", "int8"):
             raise ValueError(f"deploy_kind must be float, dynamic or int8, got {self.deploy_kind}")
         for name in (
@@ -267,9 +255,7 @@ class Coordinator:
 
         Rounds past ``cfg.rounds`` (a caller running more) keep the last round's rate.
         """
-        c = self.cfg
-        index = min(max(self._rounds_started, 1), c.rounds)
-        return scheduled_lr(c.client_lr, c.client_lr_schedule, index, c.rounds)
+        return self.cfg.settings.client_lr_at(self._rounds_started, self.cfg.rounds)
 
     # -- rounds --------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
@@ -351,7 +337,7 @@ class Coordinator:
                 if deployed and deployed.fleet_metrics
                 else None
             )
-            decision = decide(self.cfg.gate, fleet, deployed_metrics)
+            decision = decide(self.cfg.settings.gate, fleet, deployed_metrics)
             self.store.judge_version(version, decision.promote, decision.reason, fleet.to_dict())
             if decision.promote:
                 self._push_deploy(round_id, self.store.version(version), timings)
@@ -418,8 +404,8 @@ class Coordinator:
                 MANIFEST_NAME: initial.artifacts[MANIFEST_NAME],
                 "train.tflite": initial.artifacts["train.tflite"],
             },
-            "epochs": self.cfg.local_epochs,
-            "local_steps": self.cfg.local_steps,
+            "epochs": self.cfg.settings.local_epochs,
+            "local_steps": self.cfg.settings.local_steps,
             "lr": self.client_lr(),
             "secagg": {
                 "client_ids": list(sa_cfg.client_ids),
@@ -492,7 +478,7 @@ class Coordinator:
         self.store.finish_session(session_hex, True, {k: v.name for k, v in result.dropped.items()})
         mean_update = result.mean()[0].astype(np.float32)
         base_w = np.frombuffer(weights_blob, dtype=np.float32)
-        new = (base_w + np.float32(self.cfg.server_lr) * mean_update).astype(np.float32)
+        new = (base_w + np.float32(self.cfg.settings.server_lr) * mean_update).astype(np.float32)
         self._emit(
             {
                 "event": "aggregated",

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+# The scores a Pi reports for a model version, and that the gate may compare: one list for the
+# evaluator, the coordinator, the gate, the CLI and the benchmarks.
+METRIC_NAMES = ("accuracy", "balanced_accuracy", "macro_f1")
+# What one device's evaluation report carries to the coordinator: its example count and scores.
+DEVICE_REPORT_FIELDS = ("n", *METRIC_NAMES)
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts[true, pred] as int64."""

@@ -69,63 +69,111 @@ def add_tls_client(p: argparse.ArgumentParser) -> None:
     g.add_argument("--insecure", action="store_true", help="plaintext gRPC (tests only)")
 
 
-def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
-    """Round settings shared by ``pifed server`` and ``pifed demo``."""
-    from federated.lr_schedule import SCHEDULES  # coordinator side, TF-free
+def add_round_settings(p: argparse.ArgumentParser) -> None:
+    """The round settings the fleet and the simulation share (``RoundSettings``), one default
+    each: ``pifed server``, ``pifed demo`` and ``pifed simulate`` all take these."""
+    from federated.lr_schedule import SCHEDULES
+    from federated.round_settings import RoundSettings  # coordinator side, TF-free
 
-    p.add_argument("--rounds", type=int, default=3, help="federated rounds to run")
-    p.add_argument("--min-devices", type=int, default=2, help="devices a round waits for")
-    p.add_argument("--local-epochs", type=int, default=1, help="local SGD epochs per round")
+    d = RoundSettings()
+    p.add_argument(
+        "--local-epochs",
+        type=int,
+        default=d.local_epochs,
+        metavar="E",
+        help=f"local SGD epochs per client per round (default: {d.local_epochs})",
+    )
     p.add_argument(
         "--local-steps",
         type=int,
-        default=None,
+        default=d.local_steps,
         metavar="K",
-        help="at most K SGD batches per Pi per round (default: whole local epochs)",
+        help="at most K SGD batches per client per round (default: whole local epochs)",
     )
-    p.add_argument("--client-lr", type=float, default=0.5, help="on-device SGD learning rate")
+    p.add_argument(
+        "--client-lr",
+        type=float,
+        default=d.client_lr,
+        help=f"on-device SGD learning rate (default: {d.client_lr})",
+    )
     p.add_argument(
         "--client-lr-schedule",
         choices=SCHEDULES,
-        default="constant",
-        help="on-device rate across this run's rounds: constant, or cosine decay towards 0",
+        default=d.client_lr_schedule,
+        help="client rate across the run's rounds: constant, or cosine decay towards 0 "
+        f"(default: {d.client_lr_schedule})",
     )
-    p.add_argument("--server-lr", type=float, default=1.0, help="FedAvg server learning rate")
+    p.add_argument(
+        "--server-lr",
+        type=float,
+        default=d.server_lr,
+        help=f"FedAvg server learning rate (default: {d.server_lr})",
+    )
+    p.add_argument(
+        "--gate-min-accuracy",
+        type=float,
+        default=d.gate.min_accuracy,
+        help=f"fleet on-device accuracy a version needs to be promoted "
+        f"(default: {d.gate.min_accuracy})",
+    )
+    p.add_argument(
+        "--gate-tolerance",
+        type=float,
+        default=d.gate.tolerance,
+        help=f"how far below the deployed version a candidate may fall "
+        f"(default: {d.gate.tolerance})",
+    )
+
+
+def round_settings(args: argparse.Namespace) -> object:
+    """The ``RoundSettings`` of the flags :func:`add_round_settings` defined.
+
+    Raises ``RoundSettingsError`` or ``GateError`` (both ``ValueError``) naming the bad flag.
+    """
+    from federated.gate import GateConfig
+    from federated.round_settings import RoundSettings
+
+    return RoundSettings(
+        local_epochs=args.local_epochs,
+        local_steps=args.local_steps,
+        client_lr=args.client_lr,
+        client_lr_schedule=args.client_lr_schedule,
+        server_lr=args.server_lr,
+        gate=GateConfig(min_accuracy=args.gate_min_accuracy, tolerance=args.gate_tolerance),
+    )
+
+
+def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
+    """Round flags of ``pifed server`` and ``pifed demo``: the shared round settings plus the
+    fleet's own (devices, secure-aggregation clip, deployed artifact, timeouts)."""
+    p.add_argument("--rounds", type=int, default=3, help="federated rounds to run (default: 3)")
+    p.add_argument(
+        "--min-devices", type=int, default=2, help="devices a round waits for (default: 2)"
+    )
+    add_round_settings(p)
     p.add_argument(
         "--clip",
         type=float,
         default=1.0,
-        help="secure-aggregation clip bound per update coordinate",
+        help="secure-aggregation clip bound per update coordinate (default: 1.0)",
     )
     p.add_argument(
         "--deploy-kind",
         choices=("float", "dynamic", "int8"),
         default="float",
-        help="the artifact devices evaluate and deploy",
-    )
-    p.add_argument(
-        "--gate-min-accuracy",
-        type=float,
-        default=0.70,
-        help="fleet on-device accuracy a version needs to be promoted",
-    )
-    p.add_argument(
-        "--gate-tolerance",
-        type=float,
-        default=0.005,
-        help="how far below the deployed version a candidate may fall",
+        help="the artifact devices evaluate and deploy (default: float)",
     )
     p.add_argument(
         "--stage-timeout",
         type=float,
         default=60.0,
-        help="seconds each secure-aggregation stage waits for devices",
+        help="seconds each secure-aggregation stage waits for devices (default: 60)",
     )
     p.add_argument(
         "--train-timeout",
         type=float,
         default=600.0,
-        help="seconds devices have to train before AdvertiseKeys closes",
+        help="seconds devices have to train before AdvertiseKeys closes (default: 600)",
     )
 
 
@@ -146,21 +194,13 @@ def fleet_config(args: argparse.Namespace) -> object:
 
 def _fleet_config(args: argparse.Namespace) -> object:
     from federated.coordinator import FleetConfig
-    from federated.gate import GateConfig
 
     return FleetConfig(
         rounds=args.rounds,
         min_devices=args.min_devices,
-        local_epochs=args.local_epochs,
-        local_steps=args.local_steps,
-        client_lr=args.client_lr,
-        client_lr_schedule=args.client_lr_schedule,
-        server_lr=args.server_lr,
+        settings=round_settings(args),  # type: ignore[arg-type]
         clip_bound=args.clip,
         deploy_kind=args.deploy_kind,
         stage_timeout=args.stage_timeout,
         train_timeout=args.train_timeout,
-        gate=GateConfig(
-            min_accuracy=args.gate_min_accuracy, tolerance=args.gate_tolerance, min_devices=1
-        ),
     )

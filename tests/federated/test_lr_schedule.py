@@ -39,10 +39,10 @@ def test_bad_schedules_and_rounds_are_named(
 
 
 def test_the_simulation_and_the_fleet_refuse_an_unknown_schedule() -> None:
-    from federated.coordinator import FleetConfig
+    from federated.round_settings import RoundSettings, RoundSettingsError
     from federated.simulation import SimulationConfig, SimulationConfigError
 
     with pytest.raises(SimulationConfigError, match="--client-lr-schedule: 'step'"):
         SimulationConfig(client_lr_schedule="step")
-    with pytest.raises(ValueError, match="client_lr_schedule must be one of"):
-        FleetConfig(client_lr_schedule="step")
+    with pytest.raises(RoundSettingsError, match="--client-lr-schedule: 'step'"):
+        RoundSettings(client_lr_schedule="step")

@@ -23,6 +23,7 @@ from federated.certs import make_certs
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
 from federated.gate import GateConfig
+from federated.round_settings import RoundSettings
 from federated.store import Store
 from model.dataset import NamesDataset, load_names
 
@@ -49,18 +50,22 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(rounds: int = 1, min_devices: int = 2, **kw: object) -> FleetConfig:
+    settings: dict = dict(
+        local_epochs=1, client_lr=0.5, gate=GateConfig(min_accuracy=0.0, tolerance=1.0)
+    )
+    for key in RoundSettings.__dataclass_fields__:
+        if key in kw:
+            settings[key] = kw.pop(key)
     base: dict = dict(
         rounds=rounds,
         min_devices=min_devices,
-        local_epochs=1,
-        client_lr=0.5,
+        settings=RoundSettings(**settings),
         stage_timeout=8.0,
         train_timeout=20.0,
         eval_timeout=60.0,
         poll_wait=1.0,
         live_window=15.0,
         wait_devices_timeout=120.0,
-        gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
     )
     base.update(kw)
     return FleetConfig(**base)
