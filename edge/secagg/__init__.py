@@ -10,6 +10,7 @@ state machine lives in :mod:`federated.secagg_server`. See docs/secure-aggregati
 from .client import ClientProtocol
 from .config import SecAggConfig, StageTimeouts, default_threshold
 from .errors import (
+    ConfigError,
     DecryptionError,
     DTypeError,
     DuplicatePublicKey,
@@ -55,6 +56,7 @@ __all__ = [
     "ClientMessage",
     "ClientProtocol",
     "Clock",
+    "ConfigError",
     "DTypeError",
     "DecryptionError",
     "DeterministicRandom",

@@ -16,15 +16,64 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from Crypto.Hash import SHA256
 
+from .errors import ConfigError
 from .quantize import QuantisationParams
 
 __all__ = ["SecAggConfig", "StageTimeouts", "default_threshold"]
 
 _MAX_CLIENT_ID = 2**32 - 1
+#: The stage timeouts in StageTimeouts (and Stage) order; ``to_dict`` lists them in this order.
+_TIMEOUT_FIELDS = ("advertise_keys", "share_keys", "masked_input_collection", "unmasking")
+#: The keys ``SecAggConfig.to_dict`` always writes; ``"scale"`` is written only when set.
+_DICT_KEYS = (
+    "client_ids",
+    "vector_lengths",
+    "threshold",
+    "bit_width",
+    "clip_bound",
+    "max_weight",
+    "timeouts",
+)
+_OPTIONAL_DICT_KEYS = ("scale",)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _dict_int(data: Mapping[str, Any], key: str) -> int:
+    value = data[key]
+    if not _is_int(value):
+        raise ConfigError(f"SecAggConfig field {key!r} must be an int, got {value!r}")
+    return int(value)
+
+
+def _dict_number(data: Mapping[str, Any], key: str) -> float:
+    value = data[key]
+    if not _is_number(value):
+        raise ConfigError(f"SecAggConfig field {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def _dict_list(data: Mapping[str, Any], key: str, *, numbers: bool = False) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"SecAggConfig field {key!r} must be a list, got {type(value).__name__}")
+    check, kind = (_is_number, "a number") if numbers else (_is_int, "an int")
+    for i, item in enumerate(value):
+        if not check(item):
+            raise ConfigError(f"SecAggConfig field {key!r}[{i}] must be {kind}, got {item!r}")
+    return [float(item) for item in value] if numbers else [int(item) for item in value]
 
 
 def default_threshold(num_clients: int) -> int:
@@ -44,7 +93,7 @@ class StageTimeouts:
     unmasking: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("advertise_keys", "share_keys", "masked_input_collection", "unmasking"):
+        for name in _TIMEOUT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"timeout {name} must be a number, got {type(value).__name__}")
@@ -141,6 +190,79 @@ class SecAggConfig:
                 self.bit_width, self.clip_bound, self.max_weight, n, total, self.scale
             )
         object.__setattr__(self, "quantisation", quant)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of the constructor arguments; :meth:`from_dict` inverts it.
+
+        Keys: ``client_ids`` and ``vector_lengths`` (lists of ints, ids sorted), ``threshold``
+        (int, or None for the default), ``bit_width``, ``clip_bound`` (float), ``max_weight``,
+        ``timeouts`` (the four stage timeouts in :class:`StageTimeouts` order, floats), and
+        ``scale`` (float) only when an explicit scale was set. Encode it with
+        ``json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))`` for a stable text.
+        """
+        out: dict[str, Any] = {
+            "client_ids": [int(cid) for cid in self.client_ids],
+            "vector_lengths": [int(length) for length in self.vector_lengths],
+            "threshold": None if self.threshold is None else int(self.threshold),
+            "bit_width": int(self.bit_width),
+            "clip_bound": float(self.clip_bound),
+            "max_weight": int(self.max_weight),
+            "timeouts": [float(getattr(self.timeouts, name)) for name in _TIMEOUT_FIELDS],
+        }
+        if self.scale is not None:
+            out["scale"] = float(self.scale)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SecAggConfig:
+        """Rebuild a config from :meth:`to_dict`'s output (e.g. after ``json.loads``).
+
+        Strict: a missing or unknown key, a value of the wrong JSON type (a bool or float where
+        an int is expected, a string where a number is), or a value the constructor rejects
+        raises :class:`~edge.secagg.errors.ConfigError` naming the field.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"SecAggConfig.from_dict needs a dict (e.g. from json.loads), got "
+                f"{type(data).__name__}"
+            )
+        missing = [key for key in _DICT_KEYS if key not in data]
+        if missing:
+            raise ConfigError(f"SecAggConfig dict is missing field(s) {', '.join(missing)}")
+        unknown = sorted(repr(key) for key in data if key not in _DICT_KEYS + _OPTIONAL_DICT_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"SecAggConfig dict has unknown field(s) {', '.join(unknown)}; the coordinator "
+                "and the client may run different pifed versions"
+            )
+        client_ids = _dict_list(data, "client_ids")
+        vector_lengths = _dict_list(data, "vector_lengths")
+        threshold = None if data["threshold"] is None else _dict_int(data, "threshold")
+        bit_width = _dict_int(data, "bit_width")
+        clip_bound = _dict_number(data, "clip_bound")
+        max_weight = _dict_int(data, "max_weight")
+        timeouts = _dict_list(data, "timeouts", numbers=True)
+        if len(timeouts) != len(_TIMEOUT_FIELDS):
+            raise ConfigError(
+                f"SecAggConfig field 'timeouts' must list {len(_TIMEOUT_FIELDS)} stage timeouts "
+                f"({', '.join(_TIMEOUT_FIELDS)}), got {len(timeouts)}"
+            )
+        scale = None
+        if data.get("scale") is not None:
+            scale = _dict_number(data, "scale")
+        try:
+            return cls(
+                client_ids=tuple(client_ids),
+                vector_lengths=tuple(vector_lengths),
+                threshold=threshold,
+                bit_width=bit_width,
+                clip_bound=clip_bound,
+                max_weight=max_weight,
+                scale=scale,
+                timeouts=StageTimeouts(*timeouts),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"SecAggConfig dict is invalid: {exc}") from exc
 
     @property
     def num_clients(self) -> int:

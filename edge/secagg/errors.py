@@ -8,6 +8,7 @@ catch the base class, log ``str(exc)`` (which names the problem and the fix) and
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "DTypeError",
     "DecryptionError",
     "DuplicatePublicKey",
@@ -36,6 +37,10 @@ class SecAggError(Exception):
 
 class MalformedMessage(SecAggError, ValueError):
     """Bytes or fields of a message do not follow the wire format."""
+
+
+class ConfigError(SecAggError, ValueError):
+    """A serialised SecAggConfig (see ``SecAggConfig.from_dict``) lacks a field or has a bad one."""
 
 
 class DecryptionError(SecAggError):

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import pytest
 
-from edge.secagg import QuantisationOverflow, SecAggConfig, StageTimeouts, default_threshold
+from edge.secagg import (
+    ConfigError,
+    QuantisationOverflow,
+    SecAggConfig,
+    SecAggError,
+    StageTimeouts,
+    default_threshold,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,3 +76,147 @@ def test_every_stage_timeout_must_be_finite_and_positive(value: float) -> None:
 
 def test_explicit_majority_threshold_is_accepted() -> None:
     assert SecAggConfig(client_ids=(1, 2, 3, 4, 5), vector_lengths=(4,), threshold=3).t == 3
+
+
+# -- to_dict / from_dict ---------------------------------------------------------------------------
+
+ROUND_TRIP_CONFIGS: list[dict[str, Any]] = [
+    {"client_ids": (1, 2, 3), "vector_lengths": (3,)},
+    {
+        "client_ids": (9, 4, 7, 1, 2),
+        "vector_lengths": (4, 10, 1),
+        "threshold": 3,
+        "bit_width": 24,
+        "clip_bound": 0.25,
+        "max_weight": 10,
+        "timeouts": StageTimeouts(1.5, 2, 3.25, 4),
+    },
+    {"client_ids": (1, 2**32 - 1), "vector_lengths": (7,), "bit_width": 64, "scale": 1e6},
+    {"client_ids": (1, 2), "vector_lengths": (2,), "clip_bound": 3},  # an int clip bound
+]
+
+
+@pytest.mark.parametrize("kwargs", ROUND_TRIP_CONFIGS)
+def test_to_dict_round_trips_through_json(kwargs: dict[str, Any]) -> None:
+    config = SecAggConfig(**kwargs)
+    data = config.to_dict()
+    assert set(data) == {
+        "client_ids",
+        "vector_lengths",
+        "threshold",
+        "bit_width",
+        "clip_bound",
+        "max_weight",
+        "timeouts",
+    } | ({"scale"} if config.scale is not None else set())
+    assert data["client_ids"] == sorted(config.client_ids)
+    timeouts = config.timeouts
+    assert data["timeouts"] == [
+        timeouts.advertise_keys,
+        timeouts.share_keys,
+        timeouts.masked_input_collection,
+        timeouts.unmasking,
+    ]
+    text = json.dumps(data, allow_nan=False)  # plain JSON, no default= needed
+    back = SecAggConfig.from_dict(json.loads(text))
+    assert back == config
+    assert back.digest == config.digest
+    assert back.quantisation == config.quantisation
+    assert back.to_dict() == data
+
+
+def _valid() -> dict[str, Any]:
+    return json.loads(json.dumps(SecAggConfig(client_ids=(1, 2, 3), vector_lengths=(3,)).to_dict()))
+
+
+def test_from_dict_accepts_a_null_scale_and_int_numbers() -> None:
+    data = _valid()
+    data["scale"] = None
+    data["clip_bound"] = 1
+    data["timeouts"] = [30, 60, 300, 60]
+    assert SecAggConfig.from_dict(data) == SecAggConfig(client_ids=(1, 2, 3), vector_lengths=(3,))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "client_ids",
+        "vector_lengths",
+        "threshold",
+        "bit_width",
+        "clip_bound",
+        "max_weight",
+        "timeouts",
+    ],
+)
+def test_from_dict_rejects_a_missing_field_by_name(key: str) -> None:
+    data = _valid()
+    del data[key]
+    with pytest.raises(ConfigError, match=f"missing field.*{key}"):
+        SecAggConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("client_ids", "123", "'client_ids'"),
+        ("client_ids", 3, "'client_ids'"),
+        ("client_ids", [1, True, 3], r"'client_ids'\[1\]"),
+        ("client_ids", [1, 2.0, 3], r"'client_ids'\[1\]"),
+        ("client_ids", [1, "2", 3], r"'client_ids'\[1\]"),
+        ("client_ids", [1, 1, 2], "duplicates"),
+        ("client_ids", [0, 1, 2], "client id 0"),
+        ("client_ids", [1], "at least 2 clients"),
+        ("vector_lengths", 3, "'vector_lengths'"),
+        ("vector_lengths", [3.0], r"'vector_lengths'\[0\]"),
+        ("vector_lengths", [], "vector_lengths"),
+        ("vector_lengths", [0], "vector length 0"),
+        ("threshold", "3", "'threshold'"),
+        ("threshold", 3.0, "'threshold'"),
+        ("threshold", True, "'threshold'"),
+        ("threshold", 1, "threshold 1"),
+        ("bit_width", 32.0, "'bit_width'"),
+        ("bit_width", False, "'bit_width'"),
+        ("bit_width", None, "'bit_width'"),
+        ("bit_width", 4, "bit_width must be in 8..64"),
+        ("clip_bound", "1.0", "'clip_bound'"),
+        ("clip_bound", True, "'clip_bound'"),
+        ("clip_bound", None, "'clip_bound'"),
+        ("clip_bound", 0.0, "clip_bound must be finite"),
+        ("max_weight", 1000.5, "'max_weight'"),
+        ("max_weight", "1000", "'max_weight'"),
+        ("max_weight", 0, "max_weight"),
+        ("max_weight", 10**9, "weight"),  # QuantisationOverflow, wrapped
+        ("timeouts", 30.0, "'timeouts'"),
+        ("timeouts", {"advertise_keys": 30.0}, "'timeouts'"),
+        ("timeouts", [30.0, 60.0, 300.0], "'timeouts' must list 4"),
+        ("timeouts", [30.0, 60.0, 300.0, 60.0, 1.0], "'timeouts' must list 4"),
+        ("timeouts", [30.0, "60", 300.0, 60.0], r"'timeouts'\[1\]"),
+        ("timeouts", [30.0, 60.0, True, 60.0], r"'timeouts'\[2\]"),
+        ("timeouts", [30.0, 60.0, 300.0, 0.0], "timeout unmasking"),
+        ("scale", "1e6", "'scale'"),
+        ("scale", True, "'scale'"),
+        ("scale", -1.0, "scale must be finite"),
+    ],
+)
+def test_from_dict_rejects_a_bad_field_by_name(key: str, value: object, named: str) -> None:
+    data = _valid()
+    data[key] = value
+    with pytest.raises(ConfigError, match=named) as info:
+        SecAggConfig.from_dict(data)
+    assert isinstance(info.value, SecAggError)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("extra", ["t", "quantisation", "Scale", "digest"])
+def test_from_dict_rejects_unknown_fields(extra: str) -> None:
+    data = _valid()
+    data[extra] = 1
+    with pytest.raises(ConfigError, match=f"unknown field.*'{extra}'"):
+        SecAggConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("data", [None, [], "{}", [("client_ids", [1, 2])]])
+def test_from_dict_needs_a_mapping(data: object) -> None:
+    with pytest.raises(ConfigError, match="needs a dict"):
+        SecAggConfig.from_dict(data)  # type: ignore[arg-type]
