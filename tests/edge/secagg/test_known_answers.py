@@ -76,7 +76,11 @@ def prg_output(seed: bytes, length: int, bit_width: int) -> tuple[int, str, str]
     return fingerprint(words.astype(words.dtype.newbyteorder("<")).tobytes())
 
 
-@pytest.mark.parametrize(("seed", "length", "bit_width", "expected"), PRG_VECTORS)
+@pytest.mark.parametrize(
+    ("seed", "length", "bit_width", "expected"),
+    PRG_VECTORS,
+    ids=[f"seed{v[0][0]}-len{v[1]}-k{v[2]}" for v in PRG_VECTORS],
+)
 def test_prg_expansion_known_answers(
     seed: bytes, length: int, bit_width: int, expected: tuple[int, str, str]
 ) -> None:
@@ -143,7 +147,9 @@ HKDF_VECTORS = [
 ]
 
 
-@pytest.mark.parametrize(("purpose", "info", "expected"), HKDF_VECTORS)
+@pytest.mark.parametrize(
+    ("purpose", "info", "expected"), HKDF_VECTORS, ids=[v[0] for v in HKDF_VECTORS]
+)
 def test_hkdf_key_derivation_known_answers(purpose: str, info: bytes, expected: str) -> None:
     assert derive_key(RFC7748_SHARED, salt=SESSION, info=info).hex() == expected
     alice, bob = X25519KeyPair(ALICE_SK), X25519KeyPair(BOB_SK)
@@ -184,7 +190,11 @@ AEAD_VECTORS = [
 # fmt: on
 
 
-@pytest.mark.parametrize(("key", "nonce", "plaintext", "binding", "aad", "sealed"), AEAD_VECTORS)
+@pytest.mark.parametrize(
+    ("key", "nonce", "plaintext", "binding", "aad", "sealed"),
+    AEAD_VECTORS,
+    ids=["share-keys-1-2", "unmasking-empty"],
+)
 def test_aead_seal_known_answers(
     key: bytes,
     nonce: bytes,
@@ -252,6 +262,7 @@ QUANTISE_VECTORS = [
 @pytest.mark.parametrize(
     ("bit_width", "num_clients", "clip_bound", "max_weight", "num_examples", "scale", "words"),
     QUANTISE_VECTORS,
+    ids=[f"k{v[0]}-n{v[1]}" for v in QUANTISE_VECTORS],
 )
 def test_quantise_known_answers(
     bit_width: int,

@@ -83,7 +83,9 @@ CONFIG_VECTORS: list[tuple[dict[str, Any], int, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "t", "scale", "digest"), CONFIG_VECTORS)
+@pytest.mark.parametrize(
+    ("kwargs", "t", "scale", "digest"), CONFIG_VECTORS, ids=["default", "explicit", "k64-scale"]
+)
 def test_config_digest_known_answers(
     kwargs: dict[str, Any], t: int, scale: str, digest: str
 ) -> None:
@@ -120,7 +122,9 @@ CONFIG_JSON_VECTORS = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "expected"), CONFIG_JSON_VECTORS)
+@pytest.mark.parametrize(
+    ("kwargs", "expected"), CONFIG_JSON_VECTORS, ids=["default", "explicit", "k64-scale"]
+)
 def test_config_json_known_answers(kwargs: dict[str, Any], expected: str) -> None:
     config = SecAggConfig(**kwargs)
     assert json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":")) == expected
