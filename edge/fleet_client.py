@@ -37,19 +37,34 @@ from edge.secagg import (
     ClientMessage,
     ClientProtocol,
     MaskedInputRequest,
-    SecAggConfig,
     SecAggError,
     ShareKeysRequest,
-    StageTimeouts,
     UnmaskRequest,
     decode_message,
 )
 from edge.state import DeviceState
+from edge.tasks import (
+    DeployReply,
+    DeployTask,
+    ErrorReply,
+    EvaluateReply,
+    EvaluateTask,
+    IdleTask,
+    PollRequest,
+    Reply,
+    SecAggReply,
+    SecAggTask,
+    TrainReply,
+    TrainTask,
+    decode_task,
+    reply_frame,
+)
 from edge.trainer import OnDeviceTrainer
 from edge.transport import ChannelConfig, FleetChannel, TransportError
 from edge.wire import Frame, WireError
 from model.dataset import load_names
 from model.manifest import MANIFEST_NAME, ManifestError, ModelManifest
+from model.metrics import DEVICE_REPORT_FIELDS
 from model.split import split_by_name
 
 log = logging.getLogger("pifed.edge")
@@ -98,6 +113,14 @@ class EdgeClient:
         self._update: tuple[np.ndarray, int] | None = None
         self._rng = np.random.default_rng(cfg.seed)
         self._jitter = random.Random(cfg.seed)
+        # One handler per task type: a bug inside a handler is its own error, never mistaken
+        # for an unknown task kind.
+        self._handlers: dict[type, Callable[[FleetChannel, Any, bytes], Reply]] = {
+            TrainTask: self._on_train,
+            SecAggTask: self._on_secagg,
+            EvaluateTask: self._on_evaluate,
+            DeployTask: self._on_deploy,
+        }
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_polls: int | None = None) -> None:
@@ -111,8 +134,7 @@ class EdgeClient:
                 while not stop.is_set() and (max_polls is None or polls < max_polls):
                     polls += 1
                     task = channel.poll(
-                        {"kind": "poll", "deployed": self.state.deployed_version()},
-                        self.cfg.poll_wait,
+                        PollRequest(self.state.deployed_version()).header(), self.cfg.poll_wait
                     )
                     self._handle(channel, task)
                     backoff = self.cfg.backoff_initial
@@ -127,21 +149,34 @@ class EdgeClient:
             finally:
                 channel.close()
 
-    def _handle(self, channel: FleetChannel, task: Frame) -> None:
-        kind = task.get("kind", str)
-        if kind == "idle":
-            return
-        task_id = task.get("task", str)
+    def _handle(self, channel: FleetChannel, frame: Frame) -> None:
+        """Answer one task. A task that fails here is reported to the coordinator as an error
+        reply naming the failure, so its round can go on without this Pi at once."""
         try:
-            header, payload = getattr(self, f"_on_{kind}")(channel, task)
+            task = decode_task(frame)
+        except WireError as e:
+            log.warning("task not understood: %s", e)
+            if isinstance(frame.header.get("task"), str):
+                head, payload = reply_frame(frame.header["task"], ErrorReply(f"WireError: {e}"))
+                channel.submit(head, payload)
+            return
+        if isinstance(task, IdleTask):
+            return
+        task_id = frame.get("task", str)
+        handler = self._handlers[type(task)]
+        reply: Reply
+        try:
+            reply = handler(channel, task, frame.payload)
         except (SecAggError, ManifestError, WireError, ValueError, KeyError) as e:
-            log.warning("task %s failed: %s: %s", kind, type(e).__name__, e)
-            header, payload = {"status": "error", "error": f"{type(e).__name__}: {e}"}, b""
-        except AttributeError:
-            header, payload = {"status": "error", "error": f"unknown task kind {kind!r}"}, b""
-        self._emit({"event": kind, **{k: v for k, v in header.items() if k != "metrics"}})
-        channel.submit({"task": task_id, "status": "ok", **header}, payload)
-        if self.cfg.exit_after is not None and self.cfg.exit_after in (kind, header.get("stage")):
+            log.warning("task %s failed: %s: %s", task.kind, type(e).__name__, e)
+            reply = ErrorReply(f"{type(e).__name__}: {e}")
+        head, payload = reply_frame(task_id, reply)
+        self._emit(
+            {"event": task.kind, **{k: v for k, v in head.items() if k not in ("metrics", "task")}}
+        )
+        channel.submit(head, payload)
+        stage = head.get("stage")
+        if self.cfg.exit_after is not None and self.cfg.exit_after in (task.kind, stage):
             self._emit({"event": "fault_exit", "after": self.cfg.exit_after})
             os._exit(137)
 
@@ -169,46 +204,38 @@ class EdgeClient:
         sub = self._ds.subset(rows)
         return list(sub.names), labels_for_model(sub, manifest.languages)
 
-    def _on_train(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
-        files = task.get("train_files", dict)
-        folder = self._folder(channel, files, "train")
+    def _on_train(self, channel: FleetChannel, task: TrainTask, payload: bytes) -> TrainReply:
+        folder = self._folder(channel, task.train_files, "train")
         trainer = self._trainers.get(str(folder))
         if trainer is None:
             trainer = self._trainers[str(folder)] = OnDeviceTrainer(folder)
-        if hashlib.sha256(task.payload).hexdigest() != task.get("weights_sha256", str):
+        if hashlib.sha256(payload).hexdigest() != task.weights_sha256:
             raise WireError("global weights do not match their announced sha256")
-        global_w = np.frombuffer(task.payload, dtype=np.float32).copy()
+        global_w = np.frombuffer(payload, dtype=np.float32).copy()
         trainer.set_weights(global_w)  # checks the length against the model
         names, labels = self._names_labels(self._train_rows, trainer.manifest)
         ids = trainer.manifest.vocab.encode(names)
         t = time.perf_counter()
-        lr = float(task.get("lr", float))
-        steps = task.opt("local_steps", int)
-        epochs = task.get("epochs", int)
-        losses = trainer.train_epochs(ids, labels, epochs, lr, self._rng, max_steps=steps)
+        lr, steps = task.lr, task.local_steps
+        losses = trainer.train_epochs(ids, labels, task.epochs, lr, self._rng, max_steps=steps)
         seconds = time.perf_counter() - t
         # The update's weight: the distinct names it was trained on (all of them, or what a
         # step cap reached).
         seen = len(names) if steps is None else min(len(names), steps * trainer.batch)
         self._update = (trainer.flat_weights() - global_w, seen)
-        sa = task.get("secagg", dict)
-        cfg = SecAggConfig(
-            client_ids=tuple(int(i) for i in sa["client_ids"]),
-            vector_lengths=tuple(int(n) for n in sa["vector_lengths"]),
-            threshold=int(sa["threshold"]),
-            bit_width=int(sa["bit_width"]),
-            clip_bound=float(sa["clip_bound"]),
-            max_weight=int(sa["max_weight"]),
-            timeouts=StageTimeouts(*(float(x) for x in sa["timeouts"])),
+        self._secagg = ClientProtocol(task.client_id, task.secagg)
+        return TrainReply(
+            loss=losses[-1],
+            train_seconds=round(seconds, 3),
+            lr=lr,
+            local_steps=steps,
+            examples=seen,
         )
-        self._secagg = ClientProtocol(task.get("client_id", int), cfg)
-        reply = {"loss": losses[-1], "train_seconds": round(seconds, 3), "lr": lr}
-        return {**reply, "local_steps": steps, "examples": seen}, b""
 
-    def _on_secagg(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
+    def _on_secagg(self, channel: FleetChannel, task: SecAggTask, payload: bytes) -> SecAggReply:
         if self._secagg is None or self._update is None:
             raise WireError("secure-aggregation request without a training task this session")
-        msg = decode_message(task.payload)
+        msg = decode_message(payload)
         client = self._secagg
         reply: ClientMessage
         if isinstance(msg, AdvertiseKeysRequest):
@@ -223,22 +250,20 @@ class EdgeClient:
             self._update = None  # the update is no longer needed: forget it
         else:
             raise WireError(f"unexpected secure-aggregation message {type(msg).__name__}")
-        return {"stage": type(msg).__name__}, reply.to_bytes()
+        return SecAggReply(type(msg).__name__, reply.to_bytes())
 
-    def _on_evaluate(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
-        files = task.get("files", dict)
-        folder = self._folder(channel, files, "eval")
-        tflite = next(n for n in files if n.endswith(".tflite"))
+    def _on_evaluate(
+        self, channel: FleetChannel, task: EvaluateTask, payload: bytes
+    ) -> EvaluateReply:
+        folder = self._folder(channel, task.files, "eval")
+        tflite = next((n for n in task.files if n.endswith(".tflite")), None)
+        if tflite is None:
+            raise WireError("evaluate task names no .tflite file")
         clf = Classifier(folder / tflite)
         names, labels = self._names_labels(self._hold_rows, clf.manifest)
         m = evaluate_names(clf, names, labels)
-        metrics = {k: m[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")}
-        return {"metrics": metrics, "version": task.get("version", int)}, b""
+        return EvaluateReply(task.version, {k: m[k] for k in DEVICE_REPORT_FIELDS})
 
-    def _on_deploy(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
-        version = task.get("version", int)
-        self.state.install(version, self._files(channel, task.get("files", dict)))
-        return {"deployed": version}, b""
-
-    def _on_stop(self, channel: FleetChannel, task: Frame) -> tuple[dict[str, Any], bytes]:
-        return {}, b""
+    def _on_deploy(self, channel: FleetChannel, task: DeployTask, payload: bytes) -> DeployReply:
+        self.state.install(task.version, self._files(channel, task.files))
+        return DeployReply(task.version)

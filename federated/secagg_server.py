@@ -201,6 +201,19 @@ class ServerProtocol:
         self._acc = np.zeros(0, dtype=self._config.quantisation.dtype)
         self._unmask_replies = {}
 
+    def drop(self, client_id: int) -> None:
+        """Stop waiting for a client that said it cannot go on (its local task failed).
+
+        It counts as dropped at the current stage, exactly as if its deadline had passed, so the
+        stage closes as soon as the others have answered. Unknown or already finished clients
+        are ignored: a drop never adds anyone.
+        """
+        self._check_live()
+        if client_id in self._expected and client_id not in self._received:
+            assert self._stage is not None
+            self._expected.discard(client_id)
+            self._dropped[client_id] = self._stage
+
     def receive(self, message: ClientMessage | bytes | bytearray | memoryview) -> None:
         """Accept one client reply for the current stage, or raise why it was rejected.
 

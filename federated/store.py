@@ -314,6 +314,30 @@ class Store:
         row = self._db.execute("SELECT MAX(version) FROM model_versions").fetchone()
         return self.version(row[0]) if row and row[0] is not None else None
 
+    def initial_version(self) -> ModelVersion | None:
+        """The fleet's first version (the template model every Pi trains with), or None."""
+        row = self._db.execute("SELECT MIN(version) FROM model_versions").fetchone()
+        return self.version(row[0]) if row and row[0] is not None else None
+
+    def references_blob(self, digest: str) -> bool:
+        """Whether some version names this blob (its weights, an artifact or a manifest).
+
+        One indexed look-up for weights and one scan of the artifact maps, not a parse of
+        every version: devices call this for every file they fetch.
+        """
+        if (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest)
+        ):
+            return False
+        row = self._db.execute(
+            "SELECT 1 FROM model_versions WHERE weights_sha256=? OR instr(artifacts, ?) > 0 "
+            "LIMIT 1",
+            (digest, f'"{digest}"'),
+        ).fetchone()
+        return row is not None
+
     def judge_version(
         self, version: int, promote: bool, reason: str, fleet_metrics: dict[str, Any]
     ) -> None:

@@ -1,0 +1,242 @@
+"""The task broker: device links, long-polls, submissions, and one reply queue per stage.
+
+Devices pull. Each long-polls for its next task and submits the answer with the task's id; a
+task id is single-use, so a replayed or stale submission is rejected (``StaleTask``). The round
+runner assigns tasks and reads the replies of *its* stage only: replies are sorted into one
+queue per (round, task kind), opened by the stage that waits for them. A reply whose queue is not
+open (a late answer to a stage that has ended, an answer to a cancelled task) is logged and
+dropped here, never swallowed by a stage waiting for something else.
+
+Thread-safe: gRPC handler threads call :meth:`poll` and :meth:`submit`, the round thread the
+rest. No I/O, no store: what the broker needs to know of the fleet's deployed version comes
+from a callable, so a unit test drives it with plain objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.tasks import (
+    DEPLOY,
+    DeployReply,
+    DeployTask,
+    ErrorReply,
+    IdleTask,
+    PollRequest,
+    Reply,
+    Task,
+    decode_reply,
+)
+from edge.wire import Frame, WireError
+
+log = logging.getLogger("pifed.broker")
+
+
+class StaleTask(ValueError):
+    """A submission names a task that is not the device's open task (replay or stale)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A device's reply to one of its tasks."""
+
+    device_id: int
+    task: Task
+    reply: Reply
+
+
+@dataclass
+class DeviceLink:
+    """What the broker knows of one device since this coordinator started."""
+
+    device_id: int
+    name: str
+    last_poll: float = 0.0
+    deployed: int | None = None
+    tasks: deque[tuple[str, Task, bytes]] = field(default_factory=deque)
+
+    def has(self, kind: str) -> bool:
+        """An open task of this kind is waiting for the device."""
+        return any(t.kind == kind for _, t, _ in self.tasks)
+
+
+QueueKey = tuple[int | None, str]
+
+
+class TaskBroker:
+    """Owns device links and reply queues; the round runner and the gRPC service share it."""
+
+    def __init__(
+        self,
+        poll_wait: float,
+        live_window: float,
+        deployment: Callable[[], DeployTask | None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._poll_wait = poll_wait
+        self._live_window = live_window
+        self._deployment = deployment
+        self._clock = clock
+        self._cv = threading.Condition()
+        self._links: dict[int, DeviceLink] = {}
+        self._queues: dict[QueueKey, deque[Delivery]] = {}
+        # Devices that dropped out of a session, with when: they count as live again only after
+        # they poll anew (a dead Pi's last poll may still be inside the live window).
+        self._suspect: dict[int, float] = {}
+        self._stopped = threading.Event()
+
+    # -- device-facing (gRPC threads) ----------------------------------------------------------
+    def poll(self, device_id: int, name: str, header: dict[str, Any]) -> tuple[Task, str, bytes]:
+        """Long-poll: the device's open task with its id and payload, or an idle task after
+        ``poll_wait`` seconds (id "")."""
+        request = PollRequest.from_header(header)
+        with self._cv:
+            link = self._links.setdefault(device_id, DeviceLink(device_id, name))
+            link.last_poll = self._clock()
+            link.deployed = request.deployed
+            self._queue_deploy(link)
+            self._cv.notify_all()
+            deadline = self._clock() + self._poll_wait
+            while not link.tasks and not self._stopped.is_set():
+                left = deadline - self._clock()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
+            link.last_poll = self._clock()
+            if link.tasks:
+                task_id, task, payload = link.tasks[0]
+                return task, task_id, payload
+        return IdleTask(), "", b""
+
+    def submit(self, device_id: int, name: str, frame: Frame) -> None:
+        """Accept the answer to the device's open task; anything else is ``StaleTask``.
+
+        A malformed answer still closes the task (the stage hears of it as an error at once)
+        and raises ``WireError`` so the device is told.
+        """
+        task_id = frame.get("task", str)
+        with self._cv:
+            link = self._links.get(device_id)
+            if link is None or not link.tasks or link.tasks[0][0] != task_id:
+                raise StaleTask(
+                    f"device {name}: task {task_id[:8]}… is not open (replayed or stale)"
+                )
+            _, task, _ = link.tasks.popleft()
+            malformed: WireError | None = None
+            try:
+                reply = decode_reply(task.kind, frame)
+            except WireError as e:
+                malformed = e
+                reply = ErrorReply(f"malformed {task.kind} reply: {e}")
+            if isinstance(reply, DeployReply):
+                link.deployed = reply.deployed
+            key = (task.round, task.kind)
+            if key in self._queues:
+                self._queues[key].append(Delivery(device_id, task, reply))
+            elif task.kind != DEPLOY:
+                log.info(
+                    "device %s: late %s reply for round %s dropped (that stage has ended)",
+                    name,
+                    task.kind,
+                    task.round,
+                )
+            self._cv.notify_all()
+        if malformed is not None:
+            raise malformed
+
+    # -- round-facing (the round thread) -------------------------------------------------------
+    def assign(self, device_id: int, task: Task, payload: bytes = b"") -> str:
+        """Queue a task for a device that has polled; returns its single-use id."""
+        task_id = secrets.token_hex(16)
+        with self._cv:
+            self._links[device_id].tasks.append((task_id, task, payload))
+            self._cv.notify_all()
+        return task_id
+
+    def open(self, round_id: int, kinds: Iterable[str]) -> None:
+        """Start collecting replies of these kinds for this round."""
+        with self._cv:
+            for kind in kinds:
+                self._queues.setdefault((round_id, kind), deque())
+
+    def next_reply(self, round_id: int, kinds: Iterable[str], timeout: float) -> Delivery | None:
+        """The oldest reply of one of these kinds for this round, waiting up to ``timeout``."""
+        keys = [(round_id, k) for k in kinds]
+        deadline = self._clock() + timeout
+        with self._cv:
+            while True:
+                for key in keys:
+                    q = self._queues.get(key)
+                    if q:
+                        return q.popleft()
+                left = deadline - self._clock()
+                if left <= 0 or self._stopped.is_set():
+                    return None
+                self._cv.wait(left)
+
+    def cancel(self, round_id: int, kinds: Iterable[str]) -> None:
+        """Forget this round's open tasks and queued replies of these kinds: a late answer is
+        then stale for the device and logged here."""
+        kinds = set(kinds)
+        with self._cv:
+            for link in self._links.values():
+                link.tasks = deque(
+                    t for t in link.tasks if t[1].round != round_id or t[1].kind not in kinds
+                )
+            for kind in kinds:
+                left = self._queues.pop((round_id, kind), None)
+                if left:
+                    log.info("round %s: %d unread %s replies discarded", round_id, len(left), kind)
+
+    def push_deployment(self) -> None:
+        """Give every known device that runs another version the deployed one."""
+        with self._cv:
+            for link in self._links.values():
+                self._queue_deploy(link)
+            self._cv.notify_all()
+
+    def deploys_pending(self, device_ids: Iterable[int]) -> list[int]:
+        """Those of these devices that still have a deployment to install."""
+        with self._cv:
+            return [d for d in device_ids if d in self._links and self._links[d].has(DEPLOY)]
+
+    def live_devices(self) -> list[DeviceLink]:
+        """Devices that polled within the live window (and since they last dropped out),
+        by device id."""
+        now = self._clock()
+        with self._cv:
+            live = [
+                lk
+                for lk in self._links.values()
+                if now - lk.last_poll <= self._live_window
+                and lk.last_poll > self._suspect.get(lk.device_id, float("-inf"))
+            ]
+        return sorted(live, key=lambda lk: lk.device_id)
+
+    def mark_dropped(self, device_ids: Iterable[int]) -> None:
+        """These devices dropped out of a session: not live until they poll again."""
+        now = self._clock()
+        with self._cv:
+            for d in device_ids:
+                self._suspect[int(d)] = now
+
+    def stop(self) -> None:
+        """Release every long-poll and wait: the coordinator is stopping."""
+        self._stopped.set()
+        with self._cv:
+            self._cv.notify_all()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _queue_deploy(self, link: DeviceLink) -> None:
+        """Under the lock: a device not running the deployed version gets it pushed (once)."""
+        task = self._deployment()
+        if task is None or link.deployed == task.version or link.has(DEPLOY):
+            return
+        link.tasks.append((secrets.token_hex(16), task, b""))

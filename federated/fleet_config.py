@@ -1,0 +1,59 @@
+"""The fleet's settings: the shared round settings plus what only a real fleet has.
+
+Devices and timeouts, the secure-aggregation quantisation (the per-coordinate clip, the cap on a
+device's example-count weight, the word size, the threshold) and which artifact is deployed.
+Validated when built and printed in every report. TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from federated.round_settings import RoundSettings
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Round settings; printed in every report."""
+
+    rounds: int = 3
+    min_devices: int = 2
+    wait_devices_timeout: float = 120.0
+    # What each Pi does in a round and how the update is applied, shared with the simulation.
+    settings: RoundSettings = field(default_factory=RoundSettings)
+    # SecAgg quantisation: per-coordinate clip of a weight *update*, and the cap on a device's
+    # example-count weight (bounds what one Pi can contribute).
+    clip_bound: float = 1.0
+    max_weight: int = 1000
+    bit_width: int = 32
+    threshold: int | None = None
+    # AdvertiseKeys follows local training, so its deadline covers training time.
+    train_timeout: float = 600.0
+    stage_timeout: float = 60.0
+    eval_timeout: float = 300.0
+    deploy_timeout: float = 120.0
+    deploy_kind: str = "float"
+    poll_wait: float = 5.0
+    # A device that polled this recently counts as connected.
+    live_window: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.min_devices < 2:
+            raise ValueError("rounds >= 1 and min_devices >= 2 (secure aggregation)")
+        if self.deploy_kind not in ("float", "dynamic", "int8"):
+            raise ValueError(f"deploy_kind must be float, dynamic or int8, got {self.deploy_kind}")
+        for name in (
+            "train_timeout",
+            "stage_timeout",
+            "eval_timeout",
+            "deploy_timeout",
+            "wait_devices_timeout",
+            "poll_wait",
+        ):
+            if not 0 < getattr(self, name) < 86400:
+                raise ValueError(f"{name} must be a finite number of seconds > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for reports."""
+        return asdict(self)

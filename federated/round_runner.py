@@ -1,0 +1,294 @@
+"""The round runner: train -> secure aggregation -> FedAvg -> export -> evaluate -> gate -> deploy.
+
+Each stage is a method that reads the replies of its own kind from the broker and writes to the
+store at its boundary, so a crash between stages leaves the store at the last boundary:
+
+1. **wait** for ``min_devices`` live devices; the round row is written with its participants;
+2. **train + aggregate** (``federated.secure_round``): the session row is written before any key
+   moves, and closed with who dropped;
+3. **export** the FedAvg weights as the candidate's TFLite files; the version row is written;
+4. **evaluate**: every live device scores the exact file it would deploy on its own held-out
+   names; each device's metrics row is written as it arrives;
+5. **gate** (``federated.gate``): the verdict and, on promotion, the deployment row in one
+   transaction;
+6. **deploy**: the promoted version is pushed to every live device;
+
+and the round row is closed with its outcome and timings. The next round trains from the newest
+version in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edge.secagg import SecAggConfig, SecAggError, StageTimeouts
+from edge.tasks import EVALUATE, SECAGG, TRAIN, EvaluateReply, EvaluateTask
+from federated.broker import DeviceLink, TaskBroker
+from federated.exporter import CandidateExporter
+from federated.fleet_config import FleetConfig
+from federated.gate import FleetMetrics, GateError, aggregate_device_metrics, decide
+from federated.secure_round import RoundFailed, SecureSum, TrainPlan, train_and_aggregate
+from federated.store import ModelVersion, Store
+from model.manifest import MANIFEST_NAME, ModelManifest
+from model.metrics import DEVICE_REPORT_FIELDS
+
+log = logging.getLogger("pifed.coordinator")
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class _StoreSessionLog:
+    """Secure-aggregation sessions as rows of the store."""
+
+    def __init__(self, store: Store, round_id: int) -> None:
+        self._store, self._round = store, round_id
+
+    def started(self, session_hex: str, n: int, threshold: int) -> None:
+        self._store.start_session(self._round, session_hex, n, threshold)
+
+    def finished(
+        self, session_hex: str, ok: bool, dropped: dict[int, str], reason: str | None
+    ) -> None:
+        self._store.finish_session(session_hex, ok, dropped, reason or "")
+
+
+def deployable_files(v: ModelVersion, kind: str) -> dict[str, str]:
+    """The manifest and the ``kind`` artifact of a version, by sha256 (what a Pi installs)."""
+    kind_file = f"model_{kind}.tflite"
+    if kind_file not in v.artifacts:
+        raise RoundFailed(f"version {v.version} has no {kind_file}")
+    return {MANIFEST_NAME: v.artifacts[MANIFEST_NAME], kind_file: v.artifacts[kind_file]}
+
+
+class RoundRunner:
+    """Runs rounds over a broker and a store; one thread calls :meth:`run_round`."""
+
+    def __init__(
+        self,
+        store: Store,
+        broker: TaskBroker,
+        cfg: FleetConfig,
+        template: ModelManifest,
+        train_files: dict[str, str],
+        emit: EventSink,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+        exporter: CandidateExporter | None = None,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.cfg = cfg
+        self.template = template
+        self._train_files = dict(train_files)
+        self._emit = emit
+        self._stop = stop
+        self._clock = clock
+        self._exporter = exporter
+        # Rounds started by this runner: the position in the learning-rate schedule.
+        self.rounds_started = 0
+
+    @property
+    def exporter(self) -> CandidateExporter:
+        """The TFLite exporter, built on first use (it loads TensorFlow)."""
+        if self._exporter is None:
+            self._exporter = CandidateExporter(self.template)
+        return self._exporter
+
+    def client_lr(self) -> float:
+        """The on-device learning rate of the current round under the schedule."""
+        return self.cfg.settings.client_lr_at(self.rounds_started, self.cfg.rounds)
+
+    # -- the round -----------------------------------------------------------------------------
+    def run_round(self) -> dict[str, Any]:
+        """One full round; returns its summary (also stored)."""
+        t0 = time.perf_counter()
+        self.rounds_started += 1
+        timings: dict[str, float] = {}
+        try:
+            links = self._wait_devices()
+        except RoundFailed as e:
+            self._emit({"event": "round_failed", "reason": str(e)})
+            return {"ok": False, "reason": str(e)}
+        base = self.store.latest_version()
+        assert base is not None  # the coordinator stores version 1 before any round
+        ids = [lk.device_id for lk in links]
+        round_id = self.store.start_round(base.version, ids)
+        self._emit(
+            {
+                "event": "round_start",
+                "round": round_id,
+                "devices": len(ids),
+                "base_version": base.version,
+            }
+        )
+        try:
+            agg = self._train_and_aggregate(round_id, base, ids)
+            timings.update(agg.timings)
+            # A dropped device's leftover secure-aggregation task must not sit in front of its
+            # evaluation task: the stage is over for everyone.
+            self.broker.cancel(round_id, (TRAIN, SECAGG))
+            t = time.perf_counter()
+            version = self._export(round_id, base, agg)
+            timings["export"] = time.perf_counter() - t
+            candidate = self.store.version(version)
+            self._emit({"event": "stage", "round": round_id, "stage": "evaluate"})
+            t = time.perf_counter()
+            fleet, reports = self._evaluate(round_id, candidate)
+            timings["evaluate"] = time.perf_counter() - t
+            decision = self._gate(version, fleet)
+            if decision.promote:
+                t = time.perf_counter()
+                self._deploy(round_id, candidate)
+                timings["deploy"] = time.perf_counter() - t
+            timings["total"] = time.perf_counter() - t0
+            self.store.finish_round(
+                round_id,
+                True,
+                decision.reason,
+                new_version=version,
+                survivors=agg.survivors,
+                timings=timings,
+            )
+            summary = {
+                "ok": True,
+                "round": round_id,
+                "version": version,
+                "devices": len(ids),
+                "survivors": len(agg.survivors),
+                "train_loss": float(np.mean(agg.losses)) if agg.losses else None,
+                "fleet": fleet.to_dict(),
+                "promoted": decision.promote,
+                "reason": decision.reason,
+                "timings": timings,
+                "device_reports": len(reports),
+            }
+            self._emit({"event": "round_end", **summary})
+            return summary
+        except (RoundFailed, SecAggError, GateError) as e:
+            self.store.finish_round(round_id, False, f"{type(e).__name__}: {e}", timings=timings)
+            self._emit({"event": "round_failed", "round": round_id, "reason": str(e)})
+            return {"ok": False, "round": round_id, "reason": f"{type(e).__name__}: {e}"}
+        finally:
+            self.broker.cancel(round_id, (TRAIN, SECAGG, EVALUATE))
+
+    # -- stages --------------------------------------------------------------------------------
+    def _wait_devices(self) -> list[DeviceLink]:
+        deadline = self._clock() + self.cfg.wait_devices_timeout
+        while not self._stop.is_set():
+            live = self.broker.live_devices()
+            if len(live) >= self.cfg.min_devices:
+                return live
+            if self._clock() > deadline:
+                raise RoundFailed(
+                    f"only {len(live)} device(s) connected after {self.cfg.wait_devices_timeout}"
+                    f" s; {self.cfg.min_devices} needed"
+                )
+            self._emit({"event": "waiting", "devices": len(live)})
+            self._stop.wait(0.2)
+        raise RoundFailed("stopped")
+
+    def secagg_config(self, ids: list[int]) -> SecAggConfig:
+        """The session's configuration: who takes part, the threshold, the quantisation."""
+        c = self.cfg
+        return SecAggConfig(
+            client_ids=tuple(ids),
+            vector_lengths=(self.template.num_params,),
+            threshold=c.threshold,
+            bit_width=c.bit_width,
+            clip_bound=c.clip_bound,
+            max_weight=c.max_weight,
+            timeouts=StageTimeouts(
+                c.train_timeout, c.stage_timeout, c.stage_timeout, c.stage_timeout
+            ),
+        )
+
+    def _train_and_aggregate(self, round_id: int, base: ModelVersion, ids: list[int]) -> SecureSum:
+        s = self.cfg.settings
+        plan = TrainPlan(
+            round_id=round_id,
+            version=base.version,
+            weights=self.store.get_blob(base.weights_sha256),
+            weights_sha256=base.weights_sha256,
+            train_files=self._train_files,
+            epochs=s.local_epochs,
+            local_steps=s.local_steps,
+            lr=self.client_lr(),
+            server_lr=s.server_lr,
+        )
+        return train_and_aggregate(
+            self.broker,
+            plan,
+            self.secagg_config(ids),
+            _StoreSessionLog(self.store, round_id),
+            self._stop.is_set,
+            self._emit,
+        )
+
+    def _export_kinds(self) -> tuple[str, ...]:
+        kind = self.cfg.deploy_kind
+        return ("float",) if kind == "float" else ("float", kind)
+
+    def _export(self, round_id: int, base: ModelVersion, agg: SecureSum) -> int:
+        files = self.exporter.export(agg.weights, round_id, kinds=self._export_kinds())
+        return self.store.add_version(
+            agg.weights.tobytes(), files, "candidate", parent=base.version, round_id=round_id
+        )
+
+    def _evaluate(self, round_id: int, v: ModelVersion) -> tuple[FleetMetrics, list[dict]]:
+        """Every live device evaluates the exact file it would deploy on its held-out names."""
+        task = EvaluateTask(round_id, v.version, deployable_files(v, self.cfg.deploy_kind))
+        self.broker.open(round_id, (EVALUATE,))
+        devices = [lk.device_id for lk in self.broker.live_devices()]
+        for dev in devices:
+            self.broker.assign(dev, task)
+        reports: list[dict[str, Any]] = []
+        waiting = set(devices)
+        deadline = self._clock() + self.cfg.eval_timeout
+        while waiting and self._clock() < deadline and not self._stop.is_set():
+            d = self.broker.next_reply(round_id, (EVALUATE,), timeout=0.1)
+            if d is None or d.device_id not in waiting:
+                continue
+            waiting.discard(d.device_id)
+            if not isinstance(d.reply, EvaluateReply):
+                why = getattr(d.reply, "error", type(d.reply).__name__)
+                log.warning(
+                    "device %s could not evaluate version %s: %s", d.device_id, v.version, why
+                )
+                continue
+            try:
+                aggregate_device_metrics([d.reply.metrics])  # validates this one report
+                clean = {k: d.reply.metrics[k] for k in DEVICE_REPORT_FIELDS}
+            except (GateError, KeyError) as e:
+                log.warning("device %s sent invalid metrics: %s", d.device_id, e)
+                continue
+            self.store.add_device_metrics(round_id, d.device_id, v.version, clean)
+            reports.append(clean)
+        if not reports:
+            raise RoundFailed("no device returned valid evaluation metrics")
+        return aggregate_device_metrics(reports), reports
+
+    def _gate(self, version: int, fleet: FleetMetrics) -> Any:
+        deployed = self.store.deployed()
+        deployed_metrics = (
+            FleetMetrics(**deployed.fleet_metrics) if deployed and deployed.fleet_metrics else None
+        )
+        decision = decide(self.cfg.settings.gate, fleet, deployed_metrics)
+        self.store.judge_version(version, decision.promote, decision.reason, fleet.to_dict())
+        return decision
+
+    def _deploy(self, round_id: int, v: ModelVersion) -> None:
+        """Push the promoted version; wait (bounded) until the live devices installed it."""
+        self._emit({"event": "stage", "round": round_id, "stage": "deploy", "version": v.version})
+        self.broker.push_deployment()
+        deadline = self._clock() + self.cfg.deploy_timeout
+        while self._clock() < deadline and not self._stop.is_set():
+            # Wait for live devices only: one that stopped polling gets it when it is back.
+            live = [lk.device_id for lk in self.broker.live_devices()]
+            if not self.broker.deploys_pending(live):
+                break
+            self._stop.wait(0.1)

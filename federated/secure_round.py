@@ -1,0 +1,186 @@
+"""The train + secure-aggregation stage of a fleet round (Bonawitz et al., CCS 2017).
+
+Every participant gets a :class:`~edge.tasks.TrainTask` (the global weights and the session's
+``SecAggConfig``), trains, and answers the four secure-aggregation stages through the broker;
+:class:`~federated.secagg_server.ServerProtocol` checks every message and, if at least ``t``
+devices survive, yields only the sum of the masked updates. FedAvg applies the mean update at
+the server learning rate (McMahan et al., AISTATS 2017). No network or store code here beyond
+the broker's queues and the session rows the runner asks for.
+
+A device whose training fails says so (an error reply): it is dropped from the session at once,
+so the stage closes on the others instead of waiting out the training timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.secagg import SecAggConfig, SecAggError
+from edge.tasks import SECAGG, TRAIN, ErrorReply, SecAggReply, SecAggTask, TrainReply, TrainTask
+from federated.broker import Delivery, TaskBroker
+from federated.secagg_server import ServerProtocol
+
+log = logging.getLogger("pifed.round")
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class RoundFailed(RuntimeError):
+    """A round could not complete (too few devices or survivors); nothing was revealed."""
+
+
+class SessionLog(Protocol):
+    """Where the stage records its secure-aggregation session (the store, in the fleet)."""
+
+    def started(self, session_hex: str, n: int, threshold: int) -> None:
+        """A session opened under this nonce."""
+
+    def finished(
+        self, session_hex: str, ok: bool, dropped: dict[int, str], reason: str | None
+    ) -> None:
+        """The session ended: completed or aborted, with who dropped at which stage."""
+
+
+@dataclass
+class SecureSum:
+    """What the train + aggregate stage produced."""
+
+    weights: np.ndarray
+    survivors: list[int]
+    dropped: dict[int, str]
+    clipped: int
+    losses: list[float] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What every participant is asked to do this round."""
+
+    round_id: int
+    version: int
+    weights: bytes
+    weights_sha256: str
+    train_files: dict[str, str]
+    epochs: int
+    local_steps: int | None
+    lr: float
+    server_lr: float
+
+
+def train_and_aggregate(
+    broker: TaskBroker,
+    plan: TrainPlan,
+    sa_cfg: SecAggConfig,
+    session: SessionLog,
+    stopped: Callable[[], bool],
+    emit: EventSink,
+) -> SecureSum:
+    """Run the stage; raises :class:`RoundFailed` (the session aborted, nothing revealed).
+
+    ``session.started`` is called before any key moves, so the session is recorded under its
+    fresh nonce: a restart finds it open and aborts it.
+    """
+    r = plan.round_id
+    broker.open(r, (TRAIN, SECAGG))
+    for dev in sa_cfg.client_ids:
+        task = TrainTask(
+            round=r,
+            version=plan.version,
+            weights_sha256=plan.weights_sha256,
+            train_files=plan.train_files,
+            epochs=plan.epochs,
+            local_steps=plan.local_steps,
+            lr=plan.lr,
+            client_id=dev,
+            secagg=sa_cfg,
+        )
+        broker.assign(dev, task, plan.weights)
+    server = ServerProtocol(sa_cfg)
+    outbox = server.start()
+    session_hex = next(iter(outbox.values())).nonce.hex()  # type: ignore[union-attr]
+    session.started(session_hex, len(sa_cfg.client_ids), sa_cfg.t)
+    out = SecureSum(np.zeros(0, np.float32), [], {}, 0)
+    stage_started = time.perf_counter()
+    emit({"event": "stage", "round": r, "stage": "train"})
+    while True:
+        for cid, msg in outbox.items():
+            broker.assign(cid, SecAggTask(r), msg.to_bytes())
+        if server.finished or stopped():
+            break
+        delivery = broker.next_reply(r, (TRAIN, SECAGG), timeout=0.05)
+        if delivery is not None:
+            _accept(server, delivery, out)
+        stage = server.stage
+        try:
+            outbox = server.poll()
+        except SecAggError as e:
+            broker.mark_dropped(server.dropped)
+            session.finished(
+                session_hex, False, {k: v.name for k, v in server.dropped.items()}, str(e)
+            )
+            raise RoundFailed(f"secure aggregation aborted: {e}") from e
+        if outbox and stage is not None:
+            out.timings[f"secagg_{stage.name.lower()}"] = time.perf_counter() - stage_started
+            stage_started = time.perf_counter()
+            emit(
+                {
+                    "event": "stage",
+                    "round": r,
+                    "stage": server.stage.name.lower() if server.stage else "done",
+                    "survivors": len(sa_cfg.client_ids) - len(server.dropped),
+                }
+            )
+    if stopped() and not server.finished:
+        server.abort("coordinator stopping")
+        raise RoundFailed("coordinator stopping")
+    if server.stage is None and not server.finished:
+        raise RoundFailed(f"secure aggregation aborted: {server.aborted}")
+    out.timings["secagg_unmasking"] = time.perf_counter() - stage_started
+    if out.train_seconds:
+        # The slowest device's own report: the training inside secagg_advertise_keys.
+        out.timings["device_train_max"] = max(out.train_seconds)
+    result = server.result
+    broker.mark_dropped(result.dropped)
+    out.dropped = {k: v.name for k, v in result.dropped.items()}
+    session.finished(session_hex, True, out.dropped, None)
+    out.survivors = list(result.survivors)
+    out.clipped = int(result.clip_count)
+    mean_update = result.mean()[0].astype(np.float32)
+    base_w = np.frombuffer(plan.weights, dtype=np.float32)
+    out.weights = (base_w + np.float32(plan.server_lr) * mean_update).astype(np.float32)
+    emit(
+        {
+            "event": "aggregated",
+            "round": r,
+            "survivors": len(result.survivors),
+            "clipped": result.clip_count,
+        }
+    )
+    return out
+
+
+def _accept(server: ServerProtocol, d: Delivery, out: SecureSum) -> None:
+    """One reply of the stage: training figures, a secure-aggregation message, or an error."""
+    reply = d.reply
+    if isinstance(reply, ErrorReply):
+        log.warning("device %s reported an error in %s: %s", d.device_id, d.task.kind, reply.error)
+        if server.stage is not None:
+            server.drop(d.device_id)
+    elif isinstance(reply, TrainReply):
+        if np.isfinite(reply.loss):
+            out.losses.append(reply.loss)
+        # A device's word, used for the timing report only; nonsense is ignored.
+        if 0 <= reply.train_seconds < 86400:
+            out.train_seconds.append(reply.train_seconds)
+    elif isinstance(reply, SecAggReply):
+        try:
+            server.receive(reply.message)
+        except SecAggError as e:
+            log.warning("device %s: secure-aggregation message rejected: %s", d.device_id, e)
