@@ -104,7 +104,7 @@ class EdgeClient:
         self.cfg = cfg
         self.state = DeviceState(state_dir)
         self._emit = on_event or (lambda e: None)
-        ds = load_names(data_dir)
+        ds = load_names(data_dir, min_languages=1)  # any subset of the fleet's languages
         train, hold = split_by_name(ds, cfg.holdout_frac, cfg.seed)
         self._ds = ds
         self._train_rows, self._hold_rows = train, hold

@@ -134,8 +134,13 @@ def read_language_file(path: Path) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def load_names(data_dir: str | os.PathLike[str]) -> NamesDataset:
-    """Read every ``<Language>.txt`` under ``data_dir`` into distinct (name, language) pairs."""
+def load_names(data_dir: str | os.PathLike[str], min_languages: int = 2) -> NamesDataset:
+    """Read every ``<Language>.txt`` under ``data_dir`` into distinct (name, language) pairs.
+
+    Training a classifier from scratch needs two languages at least; a Pi in a fleet holds
+    whatever its owner has, one language included (``min_languages=1``): its labels come from
+    the fleet model's manifest, not from its own files.
+    """
     root = Path(data_dir)
     if not root.exists():
         raise DataDirNotFound(
@@ -150,7 +155,7 @@ def load_names(data_dir: str | os.PathLike[str]) -> NamesDataset:
             f"{root} holds no <Language>.txt files; point --data at the folder that contains "
             "Arabic.txt, Chinese.txt, ... (for the public data set that is data/names/)"
         )
-    if len(files) < 2:
+    if len(files) < min_languages:
         raise TooFewLanguages(
             f"{root} holds only {files[0].name}; a language classifier needs at least two "
             "<Language>.txt files"

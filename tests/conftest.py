@@ -1,13 +1,25 @@
-"""Shared fixtures: the real names data (from ../shared, never copied) and one real trained run."""
+"""Shared fixtures: the real names data (from ../shared, never copied) and one real trained run.
+
+Two lanes. ``pytest`` runs everything (what CI runs). ``pytest -m "not slow"`` is the fast lane:
+tests that start TensorFlow, TFF or real processes carry the ``slow`` mark and are left out, and
+in that lane importing TensorFlow or starting a process fails the test that does it, so a test
+that needs either and lacks the mark is caught the first time the fast lane runs.
+"""
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
+
+from edge import TF_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ["--epochs", "3", "--units", "32", "--embed-dim", "16"]
@@ -43,3 +55,32 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pat
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
+
+
+class SlowOnly(RuntimeError):
+    """A fast-lane test started TensorFlow or a process: it needs ``@pytest.mark.slow``."""
+
+
+class _BlockHeavyImports(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> None:
+        if name.split(".")[0] in TF_MODULES:
+            raise SlowOnly(f"the fast lane imported {name}: mark the test @pytest.mark.slow")
+        return None
+
+
+def _fast_lane(config: pytest.Config) -> bool:
+    return str(config.getoption("markexpr", "") or "").replace(" ", "") == "notslow"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the fast lane, TensorFlow cannot be imported and no process can be started."""
+    if not _fast_lane(config):
+        return
+    sys.meta_path.insert(0, _BlockHeavyImports())
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise SlowOnly(f"the fast lane started a process {args[:1]}: mark the test slow")
+
+    subprocess.Popen.__init__ = refuse  # type: ignore[method-assign]

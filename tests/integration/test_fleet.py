@@ -352,3 +352,48 @@ def test_coordinator_kill_9_mid_round_keeps_history_and_reruns_with_fresh_keys(
             coordinator.kill()
         for e in edges:
             e.stop()
+
+
+def test_a_one_language_pi_joins_and_a_pi_with_an_unknown_language_is_dropped_at_once(
+    tmp_path: Path, fleet_model: Path, certs: Path, ds: NamesDataset
+) -> None:
+    """Pis in different countries: one holds Greek names only and trains with the fleet; one
+    holds a language the model does not know, says so in its training reply, and is dropped
+    from the session at once instead of the round waiting out the 300 s training timeout."""
+    cfg = _cfg(rounds=1, min_devices=3, threshold=2, train_timeout=300.0)
+    store = Store(tmp_path / "fleet.db")
+    tokens = [store.enroll(f"pi-{i}") for i in range(3)]
+    store.close()
+    server = FleetServer.start(tmp_path / "fleet.db", fleet_model, cfg, "127.0.0.1:0", certs)
+    greek = np.flatnonzero(ds.labels == ds.languages.index("Greek"))
+    mixed = np.random.default_rng(0).permutation(len(ds))[:NAMES_PER_DEVICE]
+    unknown = tmp_path / "pi-2" / "names"
+    write_device_names(ds, mixed[:50], unknown)
+    (unknown / "Klingon.txt").write_text("Worf\nMartok\nGowron\n", encoding="utf-8")
+    folders = [
+        write_device_names(ds, greek, tmp_path / "pi-0" / "names"),
+        write_device_names(ds, mixed, tmp_path / "pi-1" / "names"),
+        unknown,
+    ]
+    assert [p.name for p in folders[0].iterdir()] == ["Greek.txt"]
+    edges = [
+        Edge(f"pi-{i}", server.port, tok, folder, tmp_path, certs / "ca.pem", seed=i)
+        for i, (tok, folder) in enumerate(zip(tokens, folders, strict=True))
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while len(server.coordinator.live_devices()) < 3:
+            assert time.monotonic() < deadline, "the three edge processes never all connected"
+            time.sleep(0.1)
+        t = time.monotonic()
+        (summary,) = server.coordinator.run()
+        assert time.monotonic() - t < 120
+        assert summary["ok"], summary
+        assert summary["survivors"] == 2
+        failed = [e for e in edges[2].events() if e.get("event") == "train"]
+        assert failed and "Klingon" in failed[0]["error"], failed
+        assert summary["device_reports"] >= 2  # the Greek-only Pi evaluated too
+    finally:
+        for e in edges:
+            e.stop()
+        server.close()

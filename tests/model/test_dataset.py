@@ -81,3 +81,11 @@ def test_resolve_prefers_flag_then_env_then_cache(
         resolve_data_dir(None)
     _write(tmp_path / "cache" / "pifed" / "names", {"A.txt": b"Abe\n"})
     assert resolve_data_dir(None) == tmp_path / "cache" / "pifed" / "names"
+
+
+def test_a_pi_may_hold_one_language_only(tmp_path: Path) -> None:
+    d = _write(tmp_path / "names", {"Greek.txt": b"Adamidis\nPapadopoulos\n"})
+    ds = load_names(d, min_languages=1)
+    assert ds.languages == ("Greek",) and len(ds) == 2
+    with pytest.raises(TooFewLanguages, match="at least two"):
+        load_names(d)
