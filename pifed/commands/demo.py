@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.table import Table
 
+    from edge.device_token import write_token_file
     from federated.certs import make_certs
     from federated.exporter import init_model
     from federated.fleet import FleetServer
@@ -194,8 +195,8 @@ def run(args: argparse.Namespace) -> int:
                         "edge",
                         "--server",
                         f"127.0.0.1:{fleet.port}",
-                        "--token",
-                        token,
+                        "--token-file",
+                        str(write_token_file(dev / "token", token)),
                         "--data",
                         str(dev / "names"),
                         "--state",

@@ -15,10 +15,20 @@ from pifed import flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """``pifed edge --server HOST:PORT --token T --data DIR --state DIR (--ca F | --insecure)``."""
+    """``pifed edge --server HOST:PORT --token-file F --data DIR --state DIR --ca F``."""
     p = sub.add_parser("edge", help="join a fleet: train, mask, evaluate, deploy (runs on a Pi)")
     p.add_argument("--server", metavar="HOST:PORT", required=True, help="the coordinator")
-    p.add_argument("--token", required=True, help="this device's token from `pifed enroll`")
+    token = p.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="file holding this device's token from `pifed enroll` (mode 600); default: "
+        "$PIFED_TOKEN",
+    )
+    token.add_argument(
+        "--token",
+        help="the token itself (visible to every local user in ps: prefer --token-file)",
+    )
     flags.add_data(p)
     p.add_argument(
         "--state", metavar="DIR", required=True, help="where the deployed model and caches live"
@@ -43,9 +53,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Poll until SIGTERM/SIGINT; one JSON line per task on stderr."""
+    from edge.device_token import TokenError, resolve_token
     from edge.fleet_client import DeviceRejected, EdgeClient, EdgeConfig
     from edge.transport import ChannelConfig
     from model.dataset import resolve_data_dir
+
+    try:
+        token = resolve_token(args.token, args.token_file)
+    except TokenError as e:
+        print(f"pifed edge: error: {e}", file=sys.stderr)
+        return 2
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -56,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     channel = ChannelConfig(
         args.server,
-        args.token,
+        token,
         Path(args.ca) if args.ca else None,
         insecure=args.insecure,
         max_bytes=args.max_bytes,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.device_token import write_token_file
 from model.dataset import write_names
 
 # A device's private names folder in the data set's layout (the product's own writer).
@@ -45,8 +46,8 @@ class Edge:
                 "edge",
                 "--server",
                 f"127.0.0.1:{port}",
-                "--token",
-                token,
+                "--token-file",
+                str(write_token_file(root / name / "token", token)),
                 "--data",
                 str(data),
                 "--state",
