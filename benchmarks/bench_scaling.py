@@ -39,7 +39,7 @@ def simulation_section(out: Path, data: str | None, quick: bool, seed: int) -> d
     try:
         from simulation_targets import scaling_rows
 
-        from federated.simulation import DEFAULT_CLIENT_LR
+        from federated.round_settings import DEFAULT_CLIENT_LR
 
         rows = scaling_rows(
             ds,

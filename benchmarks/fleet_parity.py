@@ -105,22 +105,26 @@ def run_fleet(out: Path, args: argparse.Namespace, data: str | None) -> dict[str
 def run_simulation(out: Path, args: argparse.Namespace, data: str | None) -> dict[str, Any]:
     """The TFF simulation on the fleet's settings; returns its rounds and run time."""
     from federated.gate import GateConfig
-    from federated.sim_report import write_all
-    from federated.sim_workers import interrupts_stop_workers
+    from federated.round_settings import RoundSettings
     from federated.simulation import SimulationConfig, simulate
+    from federated.simulation.report import write_all
+    from federated.simulation.workers import interrupts_stop_workers
     from model.dataset import load_names, resolve_data_dir
 
     cfg = SimulationConfig(
         clients=2,
         rounds=args.rounds,
-        local_epochs=1,
-        local_steps=args.local_steps,
+        settings=RoundSettings(
+            local_epochs=1,
+            local_steps=args.local_steps,
+            client_lr=args.lr,
+            client_lr_schedule=args.lr_schedule,
+            server_lr=args.server_lr,
+            gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
+        ),
         batch_size=32,
         client_optimizer="sgd",
-        client_lr=args.lr,
-        client_lr_schedule=args.lr_schedule,
         server_optimizer="sgd",
-        server_lr=args.server_lr,
         partition="iid",
         secure=True,
         coordinate_clip=args.clip,
@@ -128,7 +132,6 @@ def run_simulation(out: Path, args: argparse.Namespace, data: str | None) -> dic
         units=args.units,
         embed_dim=args.embed_dim,
         seed=args.seed,
-        gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
         gate_kind="float",
         eval_every=args.eval_every,
     )

@@ -34,14 +34,15 @@ def main() -> int:
     ap.add_argument("--out", default="runs/bench-sim/lr.json")
     args = ap.parse_args()
 
-    from federated.sim_data import (
+    from federated.simulation.backend import execution_backend
+    from federated.simulation.data import (
         build_model,
         client_dataset,
         initial_weights,
         prepare_data,
         simulation_model_config,
     )
-    from federated.sim_tff import (
+    from federated.simulation.process import (
         build_fedavg,
         build_optimizer,
         model_aggregator,
@@ -49,7 +50,6 @@ def main() -> int:
         state_weights,
         with_weights,
     )
-    from federated.sim_workers import execution_backend
     from model.dataset import load_names, resolve_data_dir
 
     ds = load_names(resolve_data_dir(args.data))

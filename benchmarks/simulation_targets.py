@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from federated.lr_schedule import SCHEDULES
-from federated.simulation import DEFAULT_CLIENT_LR, DEFAULT_SERVER_LR, SimulationConfig
+from federated.round_settings import DEFAULT_CLIENT_LR, DEFAULT_SERVER_LR
+from federated.simulation.config import SimulationConfig
 
 CLIENT_COUNTS = (10, 30, 100)
 
@@ -37,10 +38,10 @@ CLIENT_COUNTS = (10, 30, 100)
 def _run(
     ds: Any, out: Path, compare: bool, run_names: list[str] | None = None, **overrides: Any
 ) -> Any:
-    from federated.sim_report import write_all
     from federated.simulation import simulate
+    from federated.simulation.report import write_all
 
-    cfg = SimulationConfig(**overrides)
+    cfg = SimulationConfig.from_dict(overrides)
     result = simulate(ds, cfg, out, compare=compare, on_round=_print_round, run_names=run_names)
     write_all(result, out)
     return result
@@ -180,8 +181,8 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
     at the base rate and decay towards 0 by their last round. A finished federated run
     with exactly these settings in OUT/skew is reused rather than run again.
     """
-    from federated.sim_data import prepare_data
-    from federated.simulation import run_centralized
+    from federated.simulation.centralized import run_centralized
+    from federated.simulation.data import prepare_data
 
     common = {
         "clients": 2,
@@ -192,14 +193,16 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
         "client_lr_schedule": args.client_lr_schedule,
         "seed": args.seed,
     }
-    cfg = SimulationConfig(
-        rounds=args.rounds,
-        local_steps=args.local_steps,
-        coordinate_clip=args.coordinate_clip,
-        server_lr=args.server_lr,
-        server_momentum=args.server_momentum,
-        eval_every=args.eval_every,
-        **common,
+    cfg = SimulationConfig.from_dict(
+        {
+            "rounds": args.rounds,
+            "local_steps": args.local_steps,
+            "coordinate_clip": args.coordinate_clip,
+            "server_lr": args.server_lr,
+            "server_momentum": args.server_momentum,
+            "eval_every": args.eval_every,
+            **common,
+        }
     )
     done = out / "skew" / "metrics.json"
     previous = json.loads(done.read_text()) if done.is_file() else None
@@ -210,11 +213,11 @@ def _skew_capped(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]
         rounds = [r["round"] for r in done_rounds]
         summary, fed_seconds = previous["data"], previous["seconds"]
     else:
-        res = _run(ds, out / "skew", compare=False, run_names=["federated-secure"], **vars(cfg))
+        res = _run(ds, out / "skew", compare=False, run_names=["federated-secure"], **cfg.to_dict())
         sec, rounds = _acc(res, "federated-secure"), _evaluated(res, "federated-secure")
         summary, fed_seconds = res.data_summary, res.seconds
     epochs = _epochs(args, summary)
-    cen_cfg = SimulationConfig(rounds=max(1, math.ceil(epochs)), **common)
+    cen_cfg = SimulationConfig.from_dict({"rounds": max(1, math.ceil(epochs)), **common})
     data = prepare_data(ds, 2, "sorted-halves", args.seed, cen_cfg.test_frac, cen_cfg.holdout_frac)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,7 +1,8 @@
 """``pifed simulate``: the fleet, simulated with TensorFlow Federated (thin CLI shell).
 
-The orchestration lives in ``federated/simulation.py``; this module turns flags into a
-``SimulationConfig``, shows progress and writes the report.
+The orchestration lives in the ``federated/simulation/`` package; this module turns flags into
+a ``SimulationConfig`` (the round flags are the fleet's, ``pifed.flags.add_round_settings``),
+shows progress and writes the report.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from federated.gate import GateConfig
-from federated.lr_schedule import SCHEDULES
-from federated.simulation import DEFAULT_CLIENT_LR, DEFAULT_SERVER_LR, OPTIMIZERS
+from federated.simulation.config import OPTIMIZERS
 from model.dataset import load_names, resolve_data_dir
 from pifed import flags
 
 if TYPE_CHECKING:
-    from federated.sim_workers import WorkerAddress
-    from federated.simulation import SimulationConfig
+    from federated.round_settings import RoundSettings
+    from federated.simulation.config import SimulationConfig
+    from federated.simulation.workers import WorkerAddress
     from model.dataset import NamesDataset
 
 EXIT_USAGE = 2
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Federated averaging over simulated devices (the same partitions, gate "
         "and TFLite artifacts as the fleet), with secure aggregation on or off. Writes "
         "metrics.csv, metrics.json, curves.png and the final model under --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     flags.add_data(p)
     flags.add_out(p)
@@ -46,34 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--fraction", type=float, default=1.0, metavar="F", help="fraction sampled each round"
     )
     p.add_argument("--rounds", type=int, default=10, metavar="R", help="federated rounds")
-    p.add_argument(
-        "--local-epochs", type=int, default=1, metavar="E", help="epochs per client per round"
-    )
-    p.add_argument(
-        "--local-steps",
-        type=int,
-        default=None,
-        metavar="K",
-        help="at most K batches per client per round (default: whole local epochs, as the fleet)",
-    )
+    flags.add_round_settings(p)
     p.add_argument(
         "--batch-size", type=int, default=32, metavar="B", help="client batch (a Pi uses 32)"
     )
     p.add_argument("--client-optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument(
-        "--client-lr", type=float, default=DEFAULT_CLIENT_LR, help="client learning rate"
-    )
-    p.add_argument(
-        "--client-lr-schedule",
-        choices=SCHEDULES,
-        default="constant",
-        help="client learning rate across rounds: constant, or cosine decay towards 0 by the "
-        "last round (the centralized reference follows it too)",
-    )
     p.add_argument("--server-optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument(
-        "--server-lr", type=float, default=DEFAULT_SERVER_LR, help="server learning rate"
-    )
     p.add_argument(
         "--server-momentum",
         type=float,
@@ -137,19 +115,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--units", type=int, default=128, help="GRU units per direction")
     p.add_argument("--embed-dim", type=int, default=64, help="character embedding size")
     flags.add_seed(p)
-    gate = GateConfig()
-    p.add_argument(
-        "--gate-min-accuracy",
-        type=float,
-        default=gate.min_accuracy,
-        help="fleet on-device accuracy a version needs to be promoted",
-    )
-    p.add_argument(
-        "--gate-tolerance",
-        type=float,
-        default=gate.tolerance,
-        help="how far below the deployed version a candidate may fall",
-    )
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends each flag's default to its help, unless the help already states it (the shared
+    round flags of ``pifed.flags`` do)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(default:" in action.help:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _DropUnusedOpNoise(logging.Filter):
@@ -166,13 +141,14 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the config, run the simulation with a progress display, write the report."""
     from federated.gate import GateError
-    from federated.sim_workers import (
+    from federated.round_settings import RoundSettingsError
+    from federated.simulation.config import SimulationConfig, SimulationConfigError
+    from federated.simulation.workers import (
         WorkerAddressError,
         WorkerError,
         interrupts_stop_workers,
         parse_workers,
     )
-    from federated.simulation import SimulationConfig, SimulationConfigError
 
     try:
         workers = parse_workers(args.workers) if args.workers else ()
@@ -180,14 +156,10 @@ def run(args: argparse.Namespace) -> int:
             clients=args.clients,
             fraction=args.fraction,
             rounds=args.rounds,
-            local_epochs=args.local_epochs,
-            local_steps=args.local_steps,
+            settings=cast("RoundSettings", flags.round_settings(args)),
             batch_size=args.batch_size,
             client_optimizer=args.client_optimizer,
-            client_lr=args.client_lr,
-            client_lr_schedule=args.client_lr_schedule,
             server_optimizer=args.server_optimizer,
-            server_lr=args.server_lr,
             server_momentum=args.server_momentum,
             partition=args.partition,
             secure=args.secure,
@@ -198,9 +170,8 @@ def run(args: argparse.Namespace) -> int:
             embed_dim=args.embed_dim,
             seed=args.seed,
             eval_every=args.eval_every,
-            gate=GateConfig(min_accuracy=args.gate_min_accuracy, tolerance=args.gate_tolerance),
         )
-    except (SimulationConfigError, WorkerAddressError, GateError) as e:
+    except (SimulationConfigError, RoundSettingsError, WorkerAddressError, GateError) as e:
         print(f"pifed simulate: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     ds = load_names(resolve_data_dir(args.data))
@@ -226,8 +197,8 @@ def _simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from federated.sim_report import write_all
     from federated.simulation import RoundRecord, simulate
+    from federated.simulation.report import write_all
 
     tf.get_logger().addFilter(_DropUnusedOpNoise())
     console = Console(stderr=True)

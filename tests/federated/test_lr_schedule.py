@@ -40,9 +40,10 @@ def test_bad_schedules_and_rounds_are_named(
 
 def test_the_simulation_and_the_fleet_refuse_an_unknown_schedule() -> None:
     from federated.round_settings import RoundSettings, RoundSettingsError
-    from federated.simulation import SimulationConfig, SimulationConfigError
+    from federated.simulation.config import SimulationConfig
 
-    with pytest.raises(SimulationConfigError, match="--client-lr-schedule: 'step'"):
-        SimulationConfig(client_lr_schedule="step")
+    # The simulation reads its schedule into the RoundSettings it shares with the fleet.
+    with pytest.raises(RoundSettingsError, match="--client-lr-schedule: 'step'"):
+        SimulationConfig.from_dict({"client_lr_schedule": "step"})
     with pytest.raises(RoundSettingsError, match="--client-lr-schedule: 'step'"):
         RoundSettings(client_lr_schedule="step")

@@ -209,3 +209,18 @@ def test_invalid_flags_exit_2_naming_the_flag(tmp_path: Path, data_dir: Path) ->
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--init-model" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_a_bad_round_setting_exits_2_naming_the_flag(tmp_path: Path) -> None:
+    """The round flags are the fleet's (RoundSettings); their errors read like the others."""
+    out = tmp_path / "bad-rate"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pifed", "simulate", "--out", str(out), "--client-lr", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "pifed simulate: error: --client-lr" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()

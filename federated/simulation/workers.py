@@ -1,10 +1,11 @@
-"""TFF C++ workers for the simulation: our own processes, shut down on every exit path.
+"""TFF C++ worker processes for the simulation: our own, shut down on every exit path.
 
 TFF's local C++ context starts ``tensorflow_federated/data/worker_binary`` itself and stops it
 only when a manager object is garbage-collected, so at interpreter exit the worker can outlive
 Python and keep the parent's stdout/stderr open (``pifed simulate | cat`` never ends). Here the
-simulation never lets TFF start a worker: it starts the binary itself and installs an execution
-context that talks to it. Shutdown is layered so that no single mechanism has to be perfect:
+simulation never lets TFF start a worker: it starts the binary itself (this module) and
+installs an execution context that talks to it (``federated.simulation.backend``). Shutdown is
+layered so that no single mechanism has to be perfect:
 
 1. ``WorkerProcess.stop`` (SIGINT, then SIGKILL after a grace period) runs from the ``with``
    block's exit, i.e. on success, on an exception and on Ctrl-C (``KeyboardInterrupt``);
@@ -14,12 +15,12 @@ context that talks to it. Shutdown is layered so that no single mechanism has to
 4. the worker's stdout/stderr go to a log file, never to the parent's pipes, so even a worker
    that somehow survived could not hold a pipeline open.
 
-Scale-out (``--workers HOST:PORT,...``) uses workers someone else started; those are never
-stopped here. TFF 0.87 has no public API for it: each worker gets an ``AsyncExecutionContext``
-over a ``RemoteExecutor``, and one ``MergeableCompExecutionContext`` splits the clients across
-them. Secure sums are rewritten into their clipped, quantised plain-sum bodies (as in TFF's test
-context) before the computation is cut into mergeable form, because secure sums sit in the
-``after_merge`` part, which cannot run them.
+The registry of running workers (``_live``) is process-wide on purpose: the ``atexit`` hook and
+the Ctrl-C watcher (:func:`interrupts_stop_workers`) must reach every worker this process
+started, wherever it was started from. Workers given by ``--workers`` (:func:`parse_workers`)
+were started by someone else and are never stopped here.
+
+TensorFlow-free: nothing here imports TensorFlow or TFF.
 """
 
 from __future__ import annotations
@@ -34,22 +35,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 # Seconds a worker gets to exit after SIGINT before it is killed.
 STOP_GRACE_SECONDS = 5.0
-# How long to wait for a worker's gRPC service to accept connections.
-READY_TIMEOUT_SECONDS = 60.0
-# TFF's own channel options: model states and client datasets travel as single messages.
-_GRPC_MAX_MESSAGE_BYTES = 2 * 1000 * 1000 * 1000
-_GRPC_OPTIONS = [
-    ("grpc.max_message_length", _GRPC_MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
-]
 _PR_SET_PDEATHSIG = 1
 
 
@@ -272,147 +264,3 @@ class WorkerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _connect(address: WorkerAddress, timeout: float, alive: Callable[[], bool]) -> Any:
-    """A ready gRPC stub to a worker, or WorkerError naming the address."""
-    import grpc
-    from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
-
-    channel = grpc.insecure_channel(str(address), _GRPC_OPTIONS)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    except grpc.FutureTimeoutError as e:
-        channel.close()
-        hint = "" if alive() else " (the worker process has exited; see its log)"
-        raise WorkerError(
-            f"TFF worker {address} did not accept connections within {timeout:.0f} s{hint}; "
-            "start it with `worker_binary --port=PORT` (docs/simulation.md)"
-        ) from e
-    return channel, remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
-
-
-def _executor_factory(stub: Any) -> Any:
-    from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
-    from tensorflow_federated.python.core.impl.executors import remote_executor
-    from tensorflow_federated.python.core.impl.types import placements
-
-    def stack_fn(cardinalities: dict) -> Any:
-        cardinalities.setdefault(placements.CLIENTS, 0)
-        ex = remote_executor.RemoteExecutor(stub)
-        ex.set_cardinalities(cardinalities)
-        return ex
-
-    return python_executor_stacks.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)
-
-
-def _test_compiler(comp: Any) -> Any:
-    """Secure sums -> clipped, quantised plain sums, then the native lowering (TFF test context)."""
-    from tensorflow_federated.python.core.backends.native import compiler as native_compiler
-    from tensorflow_federated.python.core.backends.test import compiler as test_compiler
-
-    comp = test_compiler.replace_secure_intrinsics_with_bodies(comp)
-    return native_compiler.desugar_and_transform_to_native(comp)
-
-
-def _mergeable_compiler(comp: Any) -> Any:
-    """Secure sums must be rewritten before the cut: they land in ``after_merge`` otherwise."""
-    from tensorflow_federated.python.core.backends.native import mergeable_comp_compiler
-    from tensorflow_federated.python.core.backends.test import compiler as test_compiler
-
-    comp = test_compiler.replace_secure_intrinsics_with_bodies(comp)
-    return mergeable_comp_compiler.compile_to_mergeable_comp_form(comp)
-
-
-def local_context(stub: Any) -> Any:
-    """A synchronous context like ``tff.backends.test``'s, on a worker we control."""
-    from tensorflow_federated.python.core.environments.tensorflow_frontend import (
-        tensorflow_computation,
-    )
-    from tensorflow_federated.python.core.impl.execution_contexts import sync_execution_context
-
-    return sync_execution_context.SyncExecutionContext(
-        executor_fn=_executor_factory(stub),
-        compiler_fn=_test_compiler,
-        transform_args=tensorflow_computation.transform_args,
-        transform_result=tensorflow_computation.transform_result,
-    )
-
-
-def mergeable_context(stubs: Sequence[Any]) -> Any:
-    """One context splitting each round's clients across several workers."""
-    from tensorflow_federated.python.core.environments.tensorflow_frontend import (
-        tensorflow_computation,
-    )
-    from tensorflow_federated.python.core.impl.execution_contexts import (
-        async_execution_context,
-        mergeable_comp_execution_context,
-    )
-
-    contexts = [
-        async_execution_context.AsyncExecutionContext(
-            executor_fn=_executor_factory(stub),
-            compiler_fn=_native_compiler,
-            transform_args=tensorflow_computation.transform_args,
-            transform_result=tensorflow_computation.transform_result,
-        )
-        for stub in stubs
-    ]
-    return mergeable_comp_execution_context.MergeableCompExecutionContext(
-        async_contexts=contexts,
-        compiler_fn=_mergeable_compiler,
-        transform_args=tensorflow_computation.transform_args,
-        transform_result=tensorflow_computation.transform_result,
-    )
-
-
-def _native_compiler(comp: Any) -> Any:
-    from tensorflow_federated.python.core.backends.native import compiler as native_compiler
-
-    return native_compiler.desugar_and_transform_to_native(comp)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """What a simulation runs on, for reports: the workers and whether we own them."""
-
-    kind: str  # "local" (one worker we started) or "remote" (workers given by --workers)
-    workers: tuple[str, ...]
-    merged: bool
-
-
-@contextlib.contextmanager
-def execution_backend(
-    workers: Sequence[WorkerAddress] = (),
-    log_path: str | os.PathLike[str] | None = None,
-    ready_timeout: float = READY_TIMEOUT_SECONDS,
-) -> Iterator[Backend]:
-    """Install a TFF execution context for the ``with`` block, then remove it.
-
-    No ``workers``: start one local ``worker_binary`` (stopped on exit, see module docstring).
-    With ``workers``: connect to them and split each round's clients across them.
-    """
-    from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
-
-    stack = context_stack_impl.context_stack
-    previous = stack.current
-    channels: list[Any] = []
-    with contextlib.ExitStack() as cleanup:
-        if workers:
-            stubs = []
-            for addr in workers:
-                channel, stub = _connect(addr, ready_timeout, lambda: True)
-                channels.append(channel)
-                stubs.append(stub)
-            context = mergeable_context(stubs)
-            backend = Backend("remote", tuple(str(a) for a in workers), merged=True)
-        else:
-            worker = cleanup.enter_context(WorkerProcess(log_path=log_path))
-            channel, stub = _connect(worker.address, ready_timeout, worker.alive)
-            channels.append(channel)
-            context = local_context(stub)
-            backend = Backend("local", (str(worker.address),), merged=False)
-        cleanup.callback(lambda: [c.close() for c in channels])
-        stack.set_default_context(context)
-        cleanup.callback(stack.set_default_context, previous)
-        yield backend

@@ -2,6 +2,8 @@
 
 One row per (run, round) in the CSV; the JSON adds the configuration, the data and model sizes,
 the backend and the final model's artifacts, so a result can always be traced to its settings.
+The configuration is ``SimulationConfig.to_dict()``: the round settings flat among the rest,
+as reports have always printed it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from federated.simulation import RoundRecord, SimulationResult
+from federated.simulation.evaluation import RoundRecord
+from federated.simulation.run import SimulationResult
 from model.manifest import write_atomic
 
 CSV_COLUMNS = (
@@ -132,10 +135,10 @@ def plot_curves(result: SimulationResult, path: Path) -> None:
     axes[0].set_ylabel("fraction correct")
     axes[1].legend(fontsize=7, loc="lower right")
     cfg = result.config
-    cap = f" capped at {cfg.local_steps} steps" if cfg.local_steps else ""
+    steps, epochs = cfg.settings.local_steps, cfg.settings.local_epochs
+    cap = f" capped at {steps} steps" if steps else ""
     fig.suptitle(
-        f"{cfg.clients} clients, {cfg.partition}, {cfg.local_epochs} local epoch(s){cap}, "
-        f"GRU-{cfg.units}",
+        f"{cfg.clients} clients, {cfg.partition}, {epochs} local epoch(s){cap}, GRU-{cfg.units}",
         fontsize=10,
     )
     fig.tight_layout()

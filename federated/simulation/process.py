@@ -1,6 +1,7 @@
 """The federated orchestration of the simulation: weighted FedAvg through ``tff.learning``.
 
-This is the ``*_tff.py`` layer of TFF's simple_fedavg example. FedAvg is McMahan et al.,
+This is the ``*_tff.py`` layer of TFF's simple_fedavg example (``data`` is the ``*_tf.py`` one,
+``pifed simulate`` the ``*_main.py`` one). FedAvg is McMahan et al.,
 "Communication-Efficient Learning of Deep Networks from Decentralized Data" (AISTATS 2017);
 the secure-aggregation model aggregator simulates Bonawitz et al., "Practical Secure
 Aggregation for Privacy-Preserving Machine Learning" (CCS 2017) through
@@ -30,7 +31,7 @@ Aggregators (``model_aggregator``):
   client of weight W that is exactly the fleet's ``w * clip(x, +-B)``; a lighter client is
   clipped at +-B*W/w, more loosely than on the fleet.
 
-The test execution context (``federated.sim_workers``) rewrites secure sums into clipped,
+The test execution context (``federated.simulation.backend``) rewrites secure sums into clipped,
 quantised plain sums: the simulation measures what secure aggregation costs in accuracy; it is
 not the cryptography (that is ``edge/secagg`` and ``federated/secagg_server.py``).
 """
@@ -44,10 +45,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from federated.sim_data import build_model, input_spec, keras_loss
+from federated.simulation.config import OPTIMIZERS
+from federated.simulation.data import build_model, input_spec, keras_loss
 from model.config import ModelConfig
 
-OPTIMIZERS = ("sgd", "adam")
 # The weight sum of the secure aggregator is bounded by TFF at 2**20 - 1 examples per round.
 MAX_SECURE_WEIGHT_SUM = 2**20 - 1
 

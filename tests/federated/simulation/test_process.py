@@ -22,13 +22,13 @@ UNITS, EMBED = 8, 4
 
 @pytest.fixture(scope="module")
 def setup(data_dir: Path) -> Iterator[dict[str, Any]]:
-    from federated.sim_data import (
+    from federated.simulation.backend import execution_backend
+    from federated.simulation.data import (
         client_dataset,
         initial_weights,
         prepare_data,
         simulation_model_config,
     )
-    from federated.sim_workers import execution_backend
 
     ds = load_names(data_dir)
     data = prepare_data(ds.subset(np.arange(0, len(ds), 12)), 4, "iid", seed=0)
@@ -44,7 +44,7 @@ def setup(data_dir: Path) -> Iterator[dict[str, Any]]:
 
 
 def _process(cfg: Any, secure: bool, clip: float | None = None, max_weight: int = 1) -> Any:
-    from federated.sim_tff import build_fedavg, build_optimizer, model_aggregator
+    from federated.simulation.process import build_fedavg, build_optimizer, model_aggregator
 
     return build_fedavg(
         cfg,
@@ -55,7 +55,7 @@ def _process(cfg: Any, secure: bool, clip: float | None = None, max_weight: int 
 
 
 def _one_round(process: Any, setup: dict[str, Any]) -> tuple[list[np.ndarray], dict[str, Any]]:
-    from federated.sim_tff import run_round, state_weights, with_weights
+    from federated.simulation.process import run_round, state_weights, with_weights
 
     state = with_weights(process.initialize(), setup["w0"])
     state, metrics = run_round(process, state, setup["datasets"]())
@@ -66,7 +66,7 @@ def _by_hand_fedavg(setup: dict[str, Any], lr: float = CLIENT_LR) -> list[np.nda
     """Each client: plain SGD over its batches from w0; server: mean weighted by examples."""
     import tensorflow as tf
 
-    from federated.sim_data import build_model, keras_loss
+    from federated.simulation.data import build_model, keras_loss
 
     loss_fn = keras_loss()
     updates, weights = [], []
@@ -103,7 +103,7 @@ def plain_round(setup: dict[str, Any]) -> tuple[Any, list[np.ndarray], dict[str,
 def test_plain_round_is_fedavg_weighted_by_examples(
     setup: dict[str, Any], plain_round: tuple[Any, list[np.ndarray], dict[str, Any]]
 ) -> None:
-    from federated.sim_tff import train_metrics
+    from federated.simulation.process import train_metrics
 
     _, weights, metrics = plain_round
     assert _max_diff(weights, setup["w0"]) > 1e-3, "the round did not train"
@@ -116,7 +116,7 @@ def test_a_scheduled_client_rate_is_the_rate_the_next_round_trains_at(
     setup: dict[str, Any], plain_round: tuple[Any, list[np.ndarray], dict[str, Any]]
 ) -> None:
     # What a --client-lr-schedule does between rounds: the same process, a new client rate.
-    from federated.sim_tff import run_round, state_weights, with_client_lr, with_weights
+    from federated.simulation.process import run_round, state_weights, with_client_lr, with_weights
 
     process, at_base, _ = plain_round
     state = with_weights(process.initialize(), setup["w0"])
@@ -131,7 +131,7 @@ def test_server_momentum_is_heavy_ball_sgd_on_the_mean_update() -> None:
     """FedAvgM: with the same mean update twice, the second server step is (1 + beta) times."""
     import tensorflow as tf
 
-    from federated.sim_tff import build_optimizer
+    from federated.simulation.process import build_optimizer
 
     beta, lr = 0.9, 1.0
     w = [tf.constant([1.0, -2.0])]
@@ -150,7 +150,7 @@ def test_server_momentum_is_heavy_ball_sgd_on_the_mean_update() -> None:
 def test_secure_round_with_a_tight_clip_moves_the_model_at_most_the_clip(
     setup: dict[str, Any],
 ) -> None:
-    from federated.sim_tff import aggregator_metrics
+    from federated.simulation.process import aggregator_metrics
 
     clip = 1e-3
     max_w = max(c.num_train for c in setup["data"].clients)
@@ -168,8 +168,9 @@ def test_secure_round_with_a_tight_clip_moves_the_model_at_most_the_clip(
 def test_secure_adaptive_round_single_and_two_merged_workers_agree(
     setup: dict[str, Any], tmp_path: Path
 ) -> None:
-    from federated.sim_tff import aggregator_metrics
-    from federated.sim_workers import WorkerProcess, execution_backend
+    from federated.simulation.backend import execution_backend
+    from federated.simulation.process import aggregator_metrics
+    from federated.simulation.workers import WorkerProcess
 
     process = _process(setup["cfg"], secure=True)
     local, metrics = _one_round(process, setup)

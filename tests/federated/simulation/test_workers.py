@@ -1,4 +1,5 @@
-"""WorkerProcess: the TFF worker_binary we start is gone after stop, at exit and after SIGKILL.
+"""WorkerProcess: the TFF worker_binary we start is gone after stop, at exit and after SIGKILL;
+--workers parsing.
 
 Real worker_binary processes, real signals; no TensorFlow import in the test process.
 """
@@ -16,9 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from federated.sim_workers import WorkerError, WorkerProcess, free_port, worker_binary_path
+from federated.simulation.workers import (
+    WorkerAddress,
+    WorkerAddressError,
+    WorkerError,
+    WorkerProcess,
+    free_port,
+    parse_workers,
+    worker_binary_path,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _alive(pid: int) -> bool:
@@ -72,7 +81,7 @@ def _child(body: str, pdeathsig: bool = True) -> subprocess.Popen[str]:
     code = textwrap.dedent(
         f"""
         import sys, time
-        import federated.sim_workers as sw
+        import federated.simulation.workers as sw
         if not {pdeathsig}:
             sw._parent_death_signal = lambda: None
         w = sw.WorkerProcess().start()
@@ -110,7 +119,7 @@ def test_ctrl_c_ends_the_process_even_if_a_call_never_returns() -> None:
     code = textwrap.dedent(
         """
         import os, signal, time
-        from federated.sim_workers import interrupts_stop_workers
+        from federated.simulation.workers import interrupts_stop_workers
         with interrupts_stop_workers(forced_exit_after_s=1.0):
             try:
                 os.kill(os.getpid(), signal.SIGINT)
@@ -135,3 +144,23 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("localhost:8000", (WorkerAddress("localhost", 8000),)),
+        ("10.0.0.5:1, 10.0.0.6:2", (WorkerAddress("10.0.0.5", 1), WorkerAddress("10.0.0.6", 2))),
+        ("[::1]:9000", (WorkerAddress("::1", 9000),)),
+    ],
+)
+def test_parse_workers(text: str, expected: tuple[WorkerAddress, ...]) -> None:
+    assert parse_workers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "localhost", "host:", ":80", "host:abc", "host:70000", "a:1,a:1", "a:1,,b:2"]
+)
+def test_parse_workers_rejects(text: str) -> None:
+    with pytest.raises(WorkerAddressError):
+        parse_workers(text)
