@@ -37,8 +37,8 @@ F32 = np.float32
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # exp(-x) -> inf gives exactly 0, as it should
-        return F32(1.0) / (F32(1.0) + np.exp(-x))
+    # Callers run under np.errstate(over="ignore"): exp(-x) -> inf gives exactly 0, as it should.
+    return F32(1.0) / (F32(1.0) + np.exp(-x))
 
 
 @dataclass
@@ -230,7 +230,8 @@ class NumpyTrainer:
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[_GruTape]]:
         self._loaded()
         emb = self._tensors[0][x]
-        tapes = [gru_max_forward(emb, k, rk, b, back) for k, rk, b, back in self._grus()]
+        with np.errstate(over="ignore"):
+            tapes = [gru_max_forward(emb, k, rk, b, back) for k, rk, b, back in self._grus()]
         pooled = np.concatenate([tape.pooled for tape in tapes], axis=-1)
         logits = pooled @ self._tensors[-2] + self._tensors[-1]
         return pooled, logits, tapes
