@@ -132,6 +132,34 @@ def test_ten_sgd_steps_match_train_tflite(
     assert min(moved) > 1e-3, moved
 
 
+def test_saturated_gates_tie_at_the_max_and_share_its_gradient_as_train_tflite_does(
+    model_dir: Path,
+) -> None:
+    """Large weights saturate tanh, so many hidden units reach exactly 1.0 at several steps:
+    the max's gradient is split among those ties, as TensorFlow's reduce_max gradient does."""
+    from edge.numpy_trainer import gru_max_forward
+
+    tfl, npy = OnDeviceTrainer(model_dir), NumpyTrainer(model_dir)
+    rng = np.random.default_rng(5)
+    start = unflatten_weights(npy.manifest.weights, _start(tfl))
+    start[0], start[1] = start[0] * 30, start[1] * 30  # embeddings and forward kernel
+    tfl.set_weights(start)
+    npy.set_weights(start)
+    x = rng.integers(1, npy.cfg.vocab_size, (32, npy.max_len)).astype(np.int32)
+    x[:, :6] = 0  # left padding
+    y = rng.integers(0, npy.cfg.num_classes, 32).astype(np.int32)
+    w = np.ones(32, np.float32)
+    with np.errstate(over="ignore"):
+        tape = gru_max_forward(start[0][x], start[1], start[2], start[3], False)
+    ties = (np.stack(tape.states, axis=1) == tape.pooled[:, None]).sum(axis=1) > 1
+    assert ties.mean() > 0.2, ties.mean()
+    for _ in range(10):
+        assert npy.train_step(x, y, w, 0.5) == pytest.approx(tfl.train_step(x, y, w, 0.5), 1e-5)
+    gap = float(np.abs(npy.flat_weights() - tfl.flat_weights()).max())
+    print(f"{model_dir.name} saturated, 10 steps: max |dw| = {gap:.3g}")
+    assert gap < TOLERANCE
+
+
 def test_gradients_are_float32_and_padding_rows_do_not_count(
     model_dir: Path, ds: NamesDataset
 ) -> None:
