@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.local_trainer import run_epochs
-from edge.runtime import check_ids
+from edge.runtime import InputShapeError, check_ids
 from model.config import ModelConfig
 from model.manifest import ModelManifest, WeightShapeError, flatten_weights, unflatten_weights
 
@@ -229,6 +229,10 @@ class NumpyTrainer:
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[_GruTape]]:
         self._loaded()
+        check_ids(x, self.max_len)
+        if x.size and (x.min() < 0 or x.max() >= self.cfg.vocab_size):
+            # numpy would wrap a negative id around silently; TFLite's gather refuses it.
+            raise InputShapeError(f"ids must be in [0, {self.cfg.vocab_size}) for this model")
         emb = self._tensors[0][x]
         with np.errstate(over="ignore"):
             tapes = [gru_max_forward(emb, k, rk, b, back) for k, rk, b, back in self._grus()]
@@ -244,7 +248,6 @@ class NumpyTrainer:
         Why public: the SGD step is only this plus ``v -= lr * g``, and tests can check the
         gradient itself.
         """
-        check_ids(x, self.max_len)
         pooled, logits, tapes = self._forward(x)
         loss, d_logits = weighted_cross_entropy_grad(logits, y, w.astype(F32))
         d_pooled = d_logits @ self._tensors[-2].T

@@ -226,3 +226,16 @@ def test_the_numpy_trainer_needs_neither_tensorflow_nor_a_tflite_runtime(model_d
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["loaded"] == [] and len(report["losses"]) == 2  # 2 + 1 of 2 batches
     assert np.all(np.isfinite(report["losses"]))
+
+
+def test_out_of_range_ids_are_refused_not_wrapped_around(model_dir: Path) -> None:
+    from edge.runtime import InputShapeError
+
+    npy = NumpyTrainer(model_dir)
+    npy.set_weights(np.zeros(npy.manifest.num_params, np.float32))
+    x = np.zeros((32, npy.max_len), np.int32)
+    y, w = np.zeros(32, np.int32), np.ones(32, np.float32)
+    for bad in (-1, npy.cfg.vocab_size):
+        x[0, 0] = bad
+        with pytest.raises(InputShapeError, match="ids must be in"):
+            npy.train_step(x, y, w, 0.1)
