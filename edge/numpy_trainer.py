@@ -71,17 +71,18 @@ def gru_max_forward(
     batch, steps, width = inputs.shape
     u = recurrent_kernel.shape[0]
     flat = inputs.reshape(-1, width)
-    projected = (flat @ kernel + bias[0]).reshape(batch, steps, 3 * u)
+    # Time-major, so each step reads contiguous rows.
+    projected = (flat @ kernel + bias[0]).reshape(batch, steps, 3 * u).transpose(1, 0, 2).copy()
     order = range(steps - 1, -1, -1) if backwards else range(steps)
     tape = _GruTape(flat, [], [], [], [], [], [], [], np.empty(0, F32))
     h: np.ndarray | None = None
     for t in order:
         # The state starts at zero, so the first step's recurrent term is its bias alone.
         recurrent = bias[1] if h is None else h @ recurrent_kernel + bias[1]
-        zr = _sigmoid(projected[:, t, : 2 * u] + recurrent[..., : 2 * u])
+        zr = _sigmoid(projected[t, :, : 2 * u] + recurrent[..., : 2 * u])
         z, r = zr[:, :u], zr[:, u:]
-        r_h = np.broadcast_to(recurrent[..., 2 * u :], (batch, u))
-        c = np.tanh(projected[:, t, 2 * u :] + r * r_h)
+        r_h = recurrent[..., 2 * u :]  # [u] at the first step, broadcast over the batch
+        c = np.tanh(projected[t, :, 2 * u :] + r * r_h)
         # h' = z * h + (1 - z) * c
         d = None if h is None else h - c
         h_next = c - z * c if d is None else c + z * d
@@ -93,7 +94,7 @@ def gru_max_forward(
         tape.c.append(c)
         tape.d.append(d)
         tape.r_h.append(r_h)
-    tape.pooled = np.max(np.stack(tape.states, axis=1), axis=1)
+    tape.pooled = np.max(np.stack(tape.states), axis=0)
     return tape
 
 
@@ -111,10 +112,10 @@ def gru_max_backward(
     """
     steps, u = len(tape.states), recurrent_kernel.shape[0]
     batch = d_pooled.shape[0]
-    stacked = np.stack(tape.states, axis=1)
+    stacked = np.stack(tape.states)  # [steps, batch, u]
     # Max over time: the gradient goes to the maximal steps, shared among ties.
-    hit = (stacked == tape.pooled[:, None, :]).astype(F32)
-    direct = hit * (d_pooled / hit.sum(axis=1))[:, None, :]
+    hit = (stacked == tape.pooled).astype(F32)
+    direct = hit * (d_pooled / hit.sum(axis=0))
     recurrent_t = np.ascontiguousarray(recurrent_kernel.T)
     d_h = np.empty((steps, batch, u), F32)  # at each candidate's pre-activation
     d_zr = np.empty((steps, batch, 2 * u), F32)  # at the gates' pre-activations
@@ -122,7 +123,7 @@ def gru_max_backward(
     carry: np.ndarray | None = None
     for i in range(steps - 1, -1, -1):
         zr, z, r, c, d, r_h = tape.zr[i], tape.z[i], tape.r[i], tape.c[i], tape.d[i], tape.r_h[i]
-        dh = direct[:, i] if carry is None else carry + direct[:, i]
+        dh = direct[i] if carry is None else carry + direct[i]
         dh_z = dh * z
         dc = dh - dh_z
         d_h[i] = dc - dc * c * c  # through tanh
@@ -143,7 +144,7 @@ def gru_max_backward(
     # sum_t h_(t-1)^T d_rec_t as one matmul (a single step has no h_(t-1)).
     d_recurrent = np.zeros_like(recurrent_kernel)
     if steps > 1:
-        before = np.stack(tape.states[:-1]).reshape(-1, u)
+        before = stacked[:-1].reshape(-1, u)
         d_recurrent = before.T @ d_rec[1:].reshape(-1, 3 * u)
     return d_inputs, d_kernel, d_recurrent, d_bias
 
