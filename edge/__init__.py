@@ -1,5 +1,7 @@
 """Everything a Raspberry Pi runs: TFLite inference and training, evaluation, the secure-
 aggregation client (``edge.secagg``), the task messages (``edge.tasks``) and the fleet client.
+``edge.numpy_trainer`` trains the same model in numpy alone, for a Pi whose TFLite runtime
+cannot run the ``train`` signature (``edge.local_trainer``: what both trainers offer a round).
 
 Imports only numpy, the TFLite runtimes (ai-edge-litert for inference, tflite-runtime for
 training: see ``edge.runtime``), pycryptodome, the transport, and the TF-free parts of

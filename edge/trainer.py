@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.local_trainer import Batch, fixed_batches, run_epochs
 from edge.runtime import check_ids, make_interpreter
 from model.manifest import ModelManifest, flatten_weights, unflatten_weights
 
@@ -56,16 +57,8 @@ class OnDeviceTrainer:
 
     def _batches(
         self, ids: np.ndarray, labels: np.ndarray, weights: np.ndarray, order: np.ndarray
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        out = []
-        for start in range(0, len(order), self.batch):
-            sel = order[start : start + self.batch]
-            pad = self.batch - len(sel)
-            x = np.concatenate([ids[sel], np.zeros((pad, self.max_len), np.int32)])
-            y = np.concatenate([labels[sel], np.zeros(pad, np.int32)]).astype(np.int32)
-            w = np.concatenate([weights[sel], np.zeros(pad, np.float32)]).astype(np.float32)
-            out.append((x, y, w))
-        return out
+    ) -> list[Batch]:
+        return fixed_batches(ids, labels, weights, order, self.batch, self.max_len)
 
     def train_step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> float:
         """One SGD step on exactly one fixed-size batch; returns the weighted loss."""
@@ -94,24 +87,18 @@ class OnDeviceTrainer:
         local steps is what the simulation found to keep FedAvg level with centralized
         training (docs/simulation.md).
         """
-        check_ids(ids, self.max_len)
-        if len(labels) != len(ids) or len(ids) == 0:
-            raise ValueError(f"need as many labels as names (>0), got {len(labels)} and {len(ids)}")
-        if max_steps is not None and max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
-        weights = np.ones(len(ids), np.float32) if sample_weights is None else sample_weights
-        losses: list[float] = []
-        budget = max_steps
-        for _ in range(epochs):
-            batches = self._batches(ids, labels, weights, rng.permutation(len(ids)))
-            if budget is not None:
-                batches = batches[:budget]
-                budget -= len(batches)
-            step = [self.train_step(x, y, w, lr) * w.sum() for x, y, w in batches]
-            losses.append(float(np.sum(step) / sum(w.sum() for _, _, w in batches)))
-            if budget == 0:
-                break
-        return losses
+        return run_epochs(
+            self.train_step,
+            ids,
+            labels,
+            epochs,
+            lr,
+            rng,
+            self.batch,
+            self.max_len,
+            sample_weights,
+            max_steps,
+        )
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
         """Logits from the ``infer`` signature of the current (possibly trained) weights."""
