@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from edge.evaluate import evaluate_names, labels_for_model
+from edge.local_trainer import LocalTrainer
 from edge.runtime import Classifier
 from edge.secagg import (
     AdvertiseKeysRequest,
@@ -59,7 +60,7 @@ from edge.tasks import (
     decode_task,
     reply_frame,
 )
-from edge.trainer import OnDeviceTrainer
+from edge.trainer_choice import choose_trainer
 from edge.transport import ChannelConfig, FleetChannel, TransportError
 from edge.wire import Frame, WireError
 from model.dataset import load_names
@@ -108,7 +109,7 @@ class EdgeClient:
         train, hold = split_by_name(ds, cfg.holdout_frac, cfg.seed)
         self._ds = ds
         self._train_rows, self._hold_rows = train, hold
-        self._trainers: dict[str, OnDeviceTrainer] = {}
+        self._trainers: dict[str, tuple[LocalTrainer, str]] = {}
         self._secagg: ClientProtocol | None = None
         self._update: tuple[np.ndarray, int] | None = None
         self._rng = np.random.default_rng(cfg.seed)
@@ -206,9 +207,7 @@ class EdgeClient:
 
     def _on_train(self, channel: FleetChannel, task: TrainTask, payload: bytes) -> TrainReply:
         folder = self._folder(channel, task.train_files, "train")
-        trainer = self._trainers.get(str(folder))
-        if trainer is None:
-            trainer = self._trainers[str(folder)] = OnDeviceTrainer(folder)
+        trainer, trainer_name = self._trainer(folder)
         if hashlib.sha256(payload).hexdigest() != task.weights_sha256:
             raise WireError("global weights do not match their announced sha256")
         global_w = np.frombuffer(payload, dtype=np.float32).copy()
@@ -230,7 +229,18 @@ class EdgeClient:
             lr=lr,
             local_steps=steps,
             examples=seen,
+            trainer=trainer_name,
         )
+
+    def _trainer(self, folder: Path) -> tuple[LocalTrainer, str]:
+        """The trainer for this train program, chosen once (a probe in a child process)."""
+        key = str(folder)
+        if key not in self._trainers:
+            choice = choose_trainer(folder)
+            log.info("trainer: %s (%s)", choice.name, choice.reason)
+            self._emit({"event": "trainer", "trainer": choice.name, "reason": choice.reason})
+            self._trainers[key] = (choice.build(folder), choice.name)
+        return self._trainers[key]
 
     def _on_secagg(self, channel: FleetChannel, task: SecAggTask, payload: bytes) -> SecAggReply:
         if self._secagg is None or self._update is None:

@@ -8,6 +8,7 @@ the same rng, and after 10 SGD steps their weights agree to 1e-5.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -239,3 +240,30 @@ def test_out_of_range_ids_are_refused_not_wrapped_around(model_dir: Path) -> Non
         x[0, 0] = bad
         with pytest.raises(InputShapeError, match="ids must be in"):
             npy.train_step(x, y, w, 0.1)
+
+
+# -- which trainer a Pi picks (edge.trainer_choice): a probe in a child process -------------------
+def test_a_pi_picks_tflite_where_its_train_signature_works_and_agrees(model_dir: Path) -> None:
+    from edge.trainer_choice import choose_trainer
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PIFED_TRAINER",)}
+    choice = choose_trainer(model_dir, env)
+    assert choice.name == "tflite", choice
+    assert "agrees to" in choice.reason
+    assert isinstance(choice.build(model_dir), OnDeviceTrainer)
+
+
+def test_a_probe_that_crashes_natively_falls_back_to_numpy(model_dir: Path) -> None:
+    from edge.trainer_choice import PROBE_FAULT_ENV, choose_trainer
+
+    choice = choose_trainer(model_dir, {**os.environ, PROBE_FAULT_ENV: "1"})
+    assert choice.name == "numpy" and "SIGSEGV" in choice.reason, choice
+    assert isinstance(choice.build(model_dir), NumpyTrainer)
+
+
+def test_the_trainer_can_be_named_and_a_wrong_name_is_refused(model_dir: Path) -> None:
+    from edge.trainer_choice import TRAINER_ENV, TrainerChoiceError, choose_trainer
+
+    assert choose_trainer(model_dir, {TRAINER_ENV: "numpy"}).name == "numpy"
+    with pytest.raises(TrainerChoiceError, match="use tflite, numpy or auto"):
+        choose_trainer(model_dir, {TRAINER_ENV: "gpu"})
