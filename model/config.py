@@ -58,7 +58,7 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     # Class weights are (1/frequency)**power, normalised to mean 1: 0 favours plain accuracy,
-    # 1 favours balanced accuracy. See benchmarks/baseline_accuracy.py for the trade-off.
+    # 1 favours balanced accuracy. The trade-off: benchmarks/experiments/baseline_accuracy.py.
     class_weight_power: float = 0.5
     test_frac: float = 0.2
     # Early stopping watches a name-disjoint validation slice of the training names.

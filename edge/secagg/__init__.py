@@ -47,7 +47,7 @@ from .messages import (
     decode_message,
 )
 from .quantize import QuantisationParams
-from .randomness import Clock, DeterministicRandom, RandomSource, system_random
+from .randomness import Clock, DeterministicRandom, ManualClock, RandomSource, system_random
 from .stages import Stage
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "InconsistentUnmaskRequest",
     "InvalidPublicKey",
     "MalformedMessage",
+    "ManualClock",
     "MaskedInputReply",
     "MaskedInputRequest",
     "Message",

@@ -5,18 +5,20 @@ Shamir coefficients, AEAD nonces, stochastic rounding, round nonces -- is drawn 
 :data:`RandomSource` passed in by the caller, and every deadline is read from a :data:`Clock`.
 Production code uses :func:`system_random` (``Crypto.Random``, i.e. the OS CSPRNG) and
 ``time.monotonic``; tests and benchmarks use :class:`DeterministicRandom` so that a whole round,
-down to the bytes on the wire, is reproducible from a seed.
+down to the bytes on the wire, is reproducible from a seed, and :class:`ManualClock` so that a
+deadline passes exactly when the driver says (``federated.secagg_local`` drives such rounds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.Random import get_random_bytes
 
-__all__ = ["Clock", "DeterministicRandom", "RandomSource", "system_random"]
+__all__ = ["Clock", "DeterministicRandom", "ManualClock", "RandomSource", "system_random"]
 
 #: ``rng(n)`` returns ``n`` random bytes.
 RandomSource = Callable[[int], bytes]
@@ -54,3 +56,18 @@ class DeterministicRandom:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"byte count must be a non-negative int, got {n!r}")
         return self._cipher.encrypt(bytes(n))
+
+
+@dataclass
+class ManualClock:
+    """A :data:`Clock` that stands still until its owner sets ``now``: for tests and benchmarks.
+
+    It lives here, beside :class:`DeterministicRandom`, because the client state machine takes
+    it too: the edge tests use it without importing anything from ``federated``.
+    """
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        """The time the owner last set."""
+        return self.now

@@ -1,11 +1,15 @@
 """``pifed bench``: measure the edge claims, as ratios taken side by side in one run.
 
-The measurements are the standalone scripts in the project's ``benchmarks/`` folder (one per
-suite, plus ``bench_runner.py``); this command finds that folder and runs the runner with this
-interpreter. ``benchmarks/`` is not part of the installed packages, so the folder is looked for
-in ``$PIFED_BENCHMARKS``, beside the ``pifed`` package (a source checkout or an editable
+The measurements are the ``benchmarks.suite`` package of the project's ``benchmarks/`` folder
+(one ``bench_<suite>`` module per suite, plus ``runner``); this command finds that folder and
+runs ``python -m benchmarks.suite.runner`` with this interpreter and the folder's parent on
+``PYTHONPATH``. ``benchmarks/`` is not part of the installed packages, so the folder is looked
+for in ``$PIFED_BENCHMARKS``, beside the ``pifed`` package (a source checkout or an editable
 install), then in the current directory (a Pi that installed with ``pip install ".[edge]"`` from
 its checkout and runs from there). Stdlib only: ``pifed bench --suite edge`` runs on a Pi.
+
+``SUITES`` is the one list of suites: the runner imports it from here (this module cannot
+import the benchmarks, which are found only at run time).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from pathlib import Path
 from pifed import flags
 
 BENCH_ENV = "PIFED_BENCHMARKS"
-RUNNER = "bench_runner.py"
-# Must match benchmarks/bench_runner.py SUITES (a test checks it).
+RUNNER = "suite/runner.py"
+RUNNER_MODULE = "benchmarks.suite.runner"
+#: Each is benchmarks/suite/bench_<name>.py with its report in bench_<name>_report.py.
 SUITES = ("inference", "training", "footprint", "edge", "round", "scaling")
 
 
@@ -78,7 +83,8 @@ def benchmarks_dir() -> Path:
 
 def runner_command(args: argparse.Namespace) -> list[str]:
     """The runner invocation for these arguments (same interpreter, flags passed through)."""
-    cmd = [sys.executable, str(benchmarks_dir() / RUNNER), "--out", str(args.out)]
+    # -P: not the working directory's own `benchmarks`, only the one found (on PYTHONPATH).
+    cmd = [sys.executable, "-P", "-m", RUNNER_MODULE, "--out", str(args.out)]
     for suite in args.suite or []:
         cmd += ["--suite", suite]
     if args.run:
@@ -91,6 +97,14 @@ def runner_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
+def runner_env() -> dict[str, str]:
+    """This environment with the folder holding ``benchmarks/`` first on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    project = str(benchmarks_dir().parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (project, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark runner as a child process and return its exit status."""
-    return subprocess.run(runner_command(args)).returncode
+    return subprocess.run(runner_command(args), env=runner_env()).returncode

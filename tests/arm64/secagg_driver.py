@@ -17,7 +17,8 @@ bit-identical everywhere before the protocol touches them):
 For each round it records the SHA-256 of every message in transcript order, the digest over
 the length-prefixed messages (the KAT's scheme) and the server's result. Nothing here depends on
 the machine: x86 and aarch64 must write the same JSON apart from the "platform" entry.
-Standard library, numpy, pycryptodome and the pifed wheel only: no pytest.
+Standard library, numpy, pycryptodome and the pifed wheel only: no pytest. The round itself is
+``federated.secagg_local.LocalRound``, the same relay the server tests and the benchmark use.
 """
 
 from __future__ import annotations
@@ -31,27 +32,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edge.secagg import (
-    AdvertiseKeysRequest,
-    ClientMessage,
-    ClientProtocol,
-    DeterministicRandom,
-    MaskedInputRequest,
-    SecAggConfig,
-    ShareKeysRequest,
-    Stage,
-    UnmaskRequest,
-    decode_message,
-)
-from federated.secagg_server import ServerProtocol
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from edge.secagg import DeterministicRandom, ManualClock, SecAggConfig, Stage
+from federated.secagg_local import LocalRound, seeded_parties
 
 
 def digest(wire: list[bytes]) -> str:
@@ -68,41 +50,13 @@ def run_round(
     silent: dict[Stage, set[int]] | None = None,
 ) -> dict:
     """Drive one round over bytes; clients in ``silent[stage]`` never answer that stage."""
-    silent = silent or {}
-    clock = FakeClock()
-    server = ServerProtocol(config, DeterministicRandom(server_seed), clock)
-    clients = {
-        c: ClientProtocol(c, config, DeterministicRandom(client_seed(c)), clock)
-        for c in config.client_ids
-    }
-    wire: list[bytes] = []
-    outbox = server.start()
-    while not server.finished:
-        stage = server.stage
-        replies = []
-        for cid, message in outbox.items():
-            data = message.to_bytes()
-            wire.append(data)
-            if cid in silent.get(stage, set()):  # type: ignore[arg-type]
-                continue
-            request = decode_message(data)
-            client = clients[cid]
-            if isinstance(request, AdvertiseKeysRequest):
-                reply: ClientMessage = client.advertise_keys(request)
-            elif isinstance(request, ShareKeysRequest):
-                reply = client.share_keys(request)
-            elif isinstance(request, MaskedInputRequest):
-                reply = client.masked_input(request, updates[cid], examples[cid])
-            else:
-                assert isinstance(request, UnmaskRequest)
-                reply = client.unmask(request)
-            replies.append(reply.to_bytes())
-        for data in replies:
-            wire.append(data)
-            server.receive(data)
-        if len(replies) < len(outbox):
-            clock.now = server.deadline + 1e-3  # the silent ones never answer in time
-        outbox = server.poll()
+    clock = ManualClock()
+    server, clients = seeded_parties(config, server_seed, client_seed, clock)
+    rnd = LocalRound(server, clients, clock, updates, examples)
+    for stage, cids in (silent or {}).items():
+        rnd.silent[stage] = set(cids)
+    rnd.run()
+    wire = rnd.transcript
     result = server.result
     return {
         "messages": len(wire),

@@ -8,9 +8,7 @@ of the wire bytes.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -19,7 +17,6 @@ from hypothesis import strategies as st
 
 from edge.secagg import (
     AdvertiseKeysReply,
-    AdvertiseKeysRequest,
     ClientMessage,
     ClientProtocol,
     DecryptionError,
@@ -35,12 +32,10 @@ from edge.secagg import (
     ReplayError,
     RoundAborted,
     SecAggConfig,
-    SecAggError,
     ServerMessage,
     SessionMismatch,
     ShapeError,
     ShareKeysReply,
-    ShareKeysRequest,
     ShareVerificationError,
     Stage,
     StageError,
@@ -56,22 +51,19 @@ from edge.secagg.keys import X25519KeyPair
 from edge.secagg.masking import add_prg, pairwise_seed
 from edge.secagg.session import self_mask_commitment
 from edge.secagg.shamir import combine_shares
+from federated.secagg_local import LocalRound, ManualClock, seeded_parties
 from federated.secagg_server import AggregateResult, ServerProtocol
 
 SCALE = 2.0**10  # exact inputs: multiples of 1/SCALE quantise without rounding
 MAX_WEIGHT = 4
 
 
-@dataclass
-class FakeClock:
-    now: float = 0.0
+class Round(LocalRound):
+    """One session of these tests' shape (two vectors, small weights), driven over bytes.
 
-    def __call__(self) -> float:
-        return self.now
-
-
-class Round:
-    """Drives one session over bytes, recording the transcript and every rejection."""
+    The relay, the transcript and the recorded rejections are federated.secagg_local's
+    LocalRound; this adds the configuration, the seeded inputs and the expected sum.
+    """
 
     def __init__(
         self,
@@ -82,7 +74,7 @@ class Round:
         bit_width: int = 32,
         exact: bool = True,
         clients: dict[int, ClientProtocol] | None = None,
-        clock: FakeClock | None = None,
+        clock: ManualClock | None = None,
     ) -> None:
         self.config = SecAggConfig(
             client_ids=tuple(range(1, n + 1)),
@@ -91,82 +83,24 @@ class Round:
             max_weight=MAX_WEIGHT,
             scale=SCALE if exact else None,
         )
-        self.clock = clock or FakeClock()
-        self.server = ServerProtocol(self.config, DeterministicRandom(seed + b"/s"), self.clock)
-        self.clients = clients or {
-            cid: ClientProtocol(
-                cid, self.config, DeterministicRandom(seed + b"/c%d" % cid), self.clock
-            )
+        clock = clock or ManualClock()
+        server = ServerProtocol(self.config, DeterministicRandom(seed + b"/s"), clock)
+        clients = clients or {
+            cid: ClientProtocol(cid, self.config, DeterministicRandom(seed + b"/c%d" % cid), clock)
             for cid in self.config.client_ids
         }
         rs = np.random.default_rng(list(seed))
         if exact:
-            self.updates = {cid: rs.integers(-1024, 1025, m) / 1024.0 for cid in self.clients}
+            self.updates = {cid: rs.integers(-1024, 1025, m) / 1024.0 for cid in clients}
         else:
-            self.updates = {cid: rs.uniform(-1.2, 1.2, m) for cid in self.clients}
-        self.examples = {cid: int(rs.integers(1, 7)) for cid in self.clients}
-        self.silent: dict[Stage, set[int]] = defaultdict(set)
-        self.transcript: list[bytes] = []
-        self.to_server: list[bytes] = []
-        self.client_errors: dict[int, SecAggError] = {}
-        self.server_errors: list[SecAggError] = []
-        self.tamper_request: Callable[[int, ServerMessage], ServerMessage] | None = None
-        self.tamper_reply: Callable[[ClientMessage], ClientMessage] | None = None
-        self.outbox: dict[int, ServerMessage] = self.server.start()
+            self.updates = {cid: rs.uniform(-1.2, 1.2, m) for cid in clients}
+        examples = {cid: int(rs.integers(1, 7)) for cid in clients}
+        super().__init__(server, clients, clock, {}, examples, catch=True)
+        self.start()
 
-    def answer(self, cid: int, data: bytes) -> ClientMessage | None:
-        client = self.clients[cid]
-        try:
-            request = decode_message(data)
-            if isinstance(request, AdvertiseKeysRequest):
-                return client.advertise_keys(request)
-            if isinstance(request, ShareKeysRequest):
-                return client.share_keys(request)
-            if isinstance(request, MaskedInputRequest):
-                update = self.updates[cid]
-                return client.masked_input(request, [update[:2], update[2:]], self.examples[cid])
-            assert isinstance(request, UnmaskRequest)
-            return client.unmask(request)
-        except SecAggError as exc:
-            self.client_errors[cid] = exc
-            return None
-
-    def step(self) -> None:
-        stage = self.server.stage
-        assert stage is not None
-        replies = []
-        for cid, message in self.outbox.items():
-            if self.tamper_request is not None:
-                message = self.tamper_request(cid, message)
-            data = message.to_bytes()
-            self.transcript.append(data)
-            if cid in self.silent[stage]:
-                continue
-            reply = self.answer(cid, data)
-            if reply is not None:
-                replies.append(self.tamper_reply(reply) if self.tamper_reply else reply)
-        accepted = 0
-        for reply in replies:
-            data = reply.to_bytes()
-            self.transcript.append(data)
-            self.to_server.append(data)
-            try:
-                self.server.receive(data)
-                accepted += 1
-            except SecAggError as exc:
-                self.server_errors.append(exc)
-        if accepted < len(self.outbox):
-            self.clock.now = self.server.deadline + 1e-3  # the rest never answer in time
-        self.outbox = self.server.poll()
-
-    def run_until(self, stage: Stage) -> None:
-        while self.server.stage != stage:
-            self.step()
-
-    def run(self) -> AggregateResult:
-        while not self.server.finished:
-            self.step()
-        return self.server.result
+    def client_input(self, cid: int) -> list[np.ndarray]:
+        update = self.updates[cid]
+        return [update[:2], update[2:]]
 
     def expected(self, survivors: tuple[int, ...]) -> np.ndarray:
         return sum(
@@ -650,7 +584,7 @@ def test_server_constructor_and_lifecycle_checks() -> None:
         ServerProtocol(config, rng=b"x")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         ServerProtocol(config, clock=1.0)  # type: ignore[arg-type]
-    server = ServerProtocol(config, DeterministicRandom(b"s"), FakeClock())
+    server = ServerProtocol(config, DeterministicRandom(b"s"), ManualClock())
     with pytest.raises(StageError):
         server.poll()
     with pytest.raises(StageError):
@@ -684,40 +618,17 @@ KAT_SHA256 = "dcffc0b76bf25bfef02cd9c7550292a2230d1a18b8efc77019ffec7c663cfc36"
 
 def test_known_answer_vector_of_a_three_client_round() -> None:
     config = SecAggConfig(client_ids=(1, 2, 3), vector_lengths=(3,))
-    clock = FakeClock()
-    server = ServerProtocol(config, DeterministicRandom(b"kat-server"), clock)
-    clients = {
-        c: ClientProtocol(c, config, DeterministicRandom(b"kat-client-%d" % c), clock)
-        for c in (1, 2, 3)
-    }
+    clock = ManualClock()
+    server, clients = seeded_parties(config, b"kat-server", lambda c: b"kat-client-%d" % c, clock)
     updates = {
         1: np.array([0.5, -0.25, 0.1]),
         2: np.array([-1.5, 0.75, 0.2], dtype=np.float32),
         3: np.array([0.0, 0.3333, -0.9]),
     }
-    wire: list[bytes] = []
-    outbox = server.start()
-    while not server.finished:
-        replies = []
-        for cid, message in outbox.items():
-            data = message.to_bytes()
-            wire.append(data)
-            request = decode_message(data)
-            client = clients[cid]
-            if isinstance(request, AdvertiseKeysRequest):
-                reply: ClientMessage = client.advertise_keys(request)
-            elif isinstance(request, ShareKeysRequest):
-                reply = client.share_keys(request)
-            elif isinstance(request, MaskedInputRequest):
-                reply = client.masked_input(request, [updates[cid]], 10 * cid)
-            else:
-                assert isinstance(request, UnmaskRequest)
-                reply = client.unmask(request)
-            replies.append(reply.to_bytes())
-        for data in replies:
-            wire.append(data)
-            server.receive(data)
-        outbox = server.poll()
+    inputs = {c: [updates[c]] for c in (1, 2, 3)}
+    rnd = LocalRound(server, clients, clock, inputs, {c: 10 * c for c in (1, 2, 3)})
+    rnd.run()
+    wire = rnd.transcript
     result = server.result
     expected = sum(10 * c * np.clip(updates[c].astype(np.float64), -1, 1) for c in (1, 2, 3))
     assert np.all(np.abs(result.weighted_sum[0] - expected) < 3 * config.quantisation.error_bound)

@@ -21,6 +21,7 @@ from edge.secagg import (
     EncryptedShare,
     InconsistentUnmaskRequest,
     InvalidPublicKey,
+    ManualClock,
     MaskedInputRequest,
     ReplayError,
     SecAggConfig,
@@ -42,19 +43,11 @@ M = 6
 
 
 @dataclass
-class FakeClock:
-    now: float = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
 class Relay:
     """Plays an honest server by hand: builds each stage's requests from the clients' replies."""
 
     config: SecAggConfig
-    clock: FakeClock
+    clock: ManualClock
     clients: dict[int, ClientProtocol]
     nonce: bytes = b"N" * 32
     key_request: ShareKeysRequest | None = None
@@ -63,7 +56,7 @@ class Relay:
     @classmethod
     def build(cls, n: int = N, seed: bytes = b"client") -> Relay:
         config = SecAggConfig(client_ids=tuple(range(1, n + 1)), vector_lengths=(2, M - 2))
-        clock = FakeClock()
+        clock = ManualClock()
         clients = {
             cid: ClientProtocol(cid, config, DeterministicRandom(seed + bytes([cid])), clock)
             for cid in config.client_ids

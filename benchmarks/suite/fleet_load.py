@@ -1,7 +1,7 @@
 """Load: N `pifed edge` processes on loopback run R rounds with secure aggregation over TLS.
 
 Usage:
-    uv run python benchmarks/fleet_load.py --devices 50 --rounds 3 --out /tmp/fleet_load
+    uv run python -m benchmarks.suite.fleet_load --devices 50 --rounds 3 --out /tmp/fleet_load
 
 Reports per-round wall time with its stage breakdown, survivors, and the coordinator's peak RSS
 (this process hosts the coordinator, TensorFlow included, as `pifed server` would). Each device
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 
 from fleet_harness import Edge, write_device_names
 

@@ -1,9 +1,12 @@
 """The simulation's targets, measured in one run each, through the same code as `pifed simulate`.
 
 Usage:
-    uv run --frozen python benchmarks/simulation_targets.py iid     [--rounds 10] [--units 128]
-    uv run --frozen python benchmarks/simulation_targets.py skew    [--rounds 10] [--local-steps K]
-    uv run --frozen python benchmarks/simulation_targets.py scaling [--rounds 10] [--units 16]
+    uv run --frozen python benchmarks/experiments/simulation_targets.py iid [--rounds 10]
+        [--units 128]
+    uv run --frozen python benchmarks/experiments/simulation_targets.py skew [--rounds 10]
+        [--local-steps K]
+    uv run --frozen python benchmarks/experiments/simulation_targets.py scaling [--rounds 10]
+        [--units 16]
 
 - ``iid``: 2 clients, iid, ``--compare``: centralized reference vs federated-plain vs
   federated-secure at the same number of epochs (rounds x 1 local epoch). Targets: secure
@@ -260,7 +263,7 @@ def scaling_rows(
     Each row splits a round into TFF training (the first round includes TFF's tracing, so
     later rounds are averaged apart from it) and the round's TFLite export + on-device
     evaluation of every client. ``settings`` go to :class:`SimulationConfig`. The scaling
-    suite of ``pifed bench`` (benchmarks/bench_scaling.py) runs this too.
+    suite of ``pifed bench`` (benchmarks/suite/bench_scaling.py) runs this too.
     """
     rows = []
     for n, rounds in plan:
@@ -376,7 +379,8 @@ def main() -> int:
         if k in ("mode", "data") or v is None or v is False:
             continue
         flags.append(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}"))
-    figures["command"] = f"benchmarks/simulation_targets.py {args.mode} " + " ".join(flags)
+    script = "benchmarks/experiments/simulation_targets.py"
+    figures["command"] = f"{script} {args.mode} " + " ".join(flags)
     text = json.dumps(figures, indent=2)
     print(text)
     (out / f"{args.mode}.json").write_text(text)

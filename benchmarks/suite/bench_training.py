@@ -1,6 +1,6 @@
 """Training suite: the TFLite ``train`` signature against Keras ``train_on_batch``, side by side.
 
-    uv run python benchmarks/bench_training.py --run RUN --out DIR [--data DIR] [--quick]
+    uv run python -m benchmarks.suite.bench_training --run RUN --out DIR [--data DIR] [--quick]
 
 - Step time at the artifact's fixed batch (32), on the same weights: TFLite at 1, 2 and 4
   threads (capped at the core count) through ``edge.trainer.OnDeviceTrainer`` (what a Pi runs),
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from interleaved_timing import Contestant, summary, time_interleaved
-from suite_contract import suite_parser, write_section
 
+from benchmarks.suite.contract import module_command, module_env, suite_parser, write_section
+from benchmarks.suite.interleaved_timing import Contestant, summary, time_interleaved
 from edge.evaluate import labels_for_model
 from edge.trainer import OnDeviceTrainer
 from model.dataset import load_names, resolve_data_dir
@@ -251,9 +251,13 @@ def same_threads_child(run: Path, quick: bool, seed: int) -> dict[str, Any]:
     TensorFlow's thread pools are fixed once it starts, so the per-core comparison needs its
     own process; inside it the two are still interleaved side by side.
     """
-    cmd = [sys.executable, str(Path(__file__).resolve()), "same-threads", str(run), str(seed)]
+    cmd = module_command("bench_training", "same-threads", str(run), str(seed))
     proc = subprocess.run(
-        [*cmd, *(["--quick"] if quick else [])], capture_output=True, text=True, timeout=1800
+        [*cmd, *(["--quick"] if quick else [])],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=module_env(),
     )
     if proc.returncode != 0:
         return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-800:]}"}

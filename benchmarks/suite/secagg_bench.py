@@ -1,14 +1,15 @@
 """Benchmark of pifed secure aggregation (Bonawitz et al., CCS 2017) against a plain numpy sum.
 
-Runs whole rounds in one process -- every client and the server, through real serialisation --
-and reports per-stage client and server time, bytes per client, and the same figures for an
-unmasked sum of the same vectors measured in the same run. Dropped clients leave after ShareKeys
+Runs whole rounds in one process -- every client and the server, through real serialisation,
+relayed by ``federated.secagg_local.LocalRound`` -- and reports per-stage client and server
+time, bytes per client, and the same figures for an unmasked sum of the same vectors measured
+in the same run. Dropped clients leave after ShareKeys
 (the costliest point for the server: it must rebuild their masking keys and strip their pairwise
 masks from every survivor).
 
-    uv run python benchmarks/secagg_bench.py --out results/secagg
-    uv run python benchmarks/secagg_bench.py --out /tmp/sa --n 100 --m 100000 --dropout 0.1
-    uv run python benchmarks/secagg_bench.py --out /tmp/sa --quick
+    uv run python -m benchmarks.suite.secagg_bench --out results/secagg
+    uv run python -m benchmarks.suite.secagg_bench --out /tmp/sa --n 100 --m 100000 --dropout 0.1
+    uv run python -m benchmarks.suite.secagg_bench --out /tmp/sa --quick
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import math
 import platform
 import time
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,21 +27,9 @@ import numpy as np
 
 import edge.secagg.client as client_module
 import federated.secagg_server as server_module
-from edge.secagg import (
-    AdvertiseKeysRequest,
-    ClientMessage,
-    ClientProtocol,
-    DeterministicRandom,
-    MaskedInputRequest,
-    SecAggConfig,
-    ServerMessage,
-    ShareKeysRequest,
-    Stage,
-    UnmaskRequest,
-    decode_message,
-)
+from edge.secagg import DeterministicRandom, ManualClock, SecAggConfig, Stage
 from edge.secagg.shamir import ShareCombiner, combine_shares, reference_split, split_secret
-from federated.secagg_server import ServerProtocol
+from federated.secagg_local import LocalRound, seeded_parties
 
 STAGES = [stage.name.lower() for stage in Stage]
 
@@ -89,16 +77,6 @@ class ShamirTimer:
         server_module.ShareCombiner = ShareCombiner  # type: ignore[misc]
 
 
-class ManualClock:
-    """A clock the driver moves past a deadline when it simulates clients that never answer."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
     """Run one full round and return its measurements."""
     config = SecAggConfig(client_ids=tuple(range(1, n + 1)), vector_lengths=(m,))
@@ -121,64 +99,19 @@ def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
     plain_s = time.perf_counter() - start
 
     clock = ManualClock()
-    server = ServerProtocol(config, DeterministicRandom(b"server-%d" % seed), clock)
-    clients = {
-        cid: ClientProtocol(cid, config, DeterministicRandom(b"client-%d-%d" % (seed, cid)), clock)
-        for cid in config.client_ids
-    }
-    client_s: dict[str, dict[int, float]] = defaultdict(dict)
-    server_s: dict[str, float] = defaultdict(float)
-    sent: dict[int, int] = defaultdict(int)
-    received: dict[int, int] = defaultdict(int)
+    server, clients = seeded_parties(
+        config, b"server-%d" % seed, lambda cid: b"client-%d-%d" % (seed, cid), clock
+    )
+    rnd = LocalRound(server, clients, clock, {c: [updates[c]] for c in updates}, examples)
+    rnd.silent[Stage.MASKED_INPUT_COLLECTION] = dropped  # they leave after ShareKeys
 
-    shamir = ShamirTimer().__enter__()
-    round_start = time.perf_counter()
-    t0 = time.perf_counter()
-    outbox: dict[int, ServerMessage] = server.start()
-    server_s[STAGES[0]] += time.perf_counter() - t0
-    while not server.finished:
-        stage = server.stage
-        assert stage is not None
-        name = stage.name.lower()
-        replies = []
-        encoded_cache: dict[int, bytes] = {}
-        for cid, message in outbox.items():
-            key = id(message)
-            if key not in encoded_cache:
-                t0 = time.perf_counter()
-                encoded_cache[key] = message.to_bytes()
-                server_s[name] += time.perf_counter() - t0
-            data = encoded_cache[key]
-            received[cid] += len(data)
-            if cid in dropped and stage == Stage.MASKED_INPUT_COLLECTION:
-                continue
-            client = clients[cid]
-            t0 = time.perf_counter()
-            request = decode_message(data)
-            if isinstance(request, AdvertiseKeysRequest):
-                reply: ClientMessage = client.advertise_keys(request)
-            elif isinstance(request, ShareKeysRequest):
-                reply = client.share_keys(request)
-            elif isinstance(request, MaskedInputRequest):
-                reply = client.masked_input(request, [updates[cid]], examples[cid])
-            else:
-                assert isinstance(request, UnmaskRequest)
-                reply = client.unmask(request)
-            out = reply.to_bytes()
-            client_s[name][cid] = time.perf_counter() - t0
-            sent[cid] += len(out)
-            replies.append(out)
-        t0 = time.perf_counter()
-        for data in replies:
-            server.receive(data)
-        server_s[name] += time.perf_counter() - t0
-        if len(replies) < len(outbox):
-            clock.now = server.deadline + 1.0  # the missing clients never answer
-        t0 = time.perf_counter()
-        outbox = server.poll()
-        server_s[name] += time.perf_counter() - t0
-    round_s = time.perf_counter() - round_start
-    shamir.__exit__()
+    with ShamirTimer() as shamir:
+        round_start = time.perf_counter()
+        rnd.run()
+        round_s = time.perf_counter() - round_start
+    client_s = {stage.name.lower(): v for stage, v in rnd.client_s.items()}
+    server_s = {stage.name.lower(): v for stage, v in rnd.server_s.items()}
+    sent, received = rnd.sent, rnd.received
 
     result = server.result
     expected = sum(
@@ -292,7 +225,7 @@ def shamir_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: The issue's targets at n = 100, m = 100k: (label, row key, dropouts it applies to, limit in s).
+#: Targets at n = 100, m = 100k (docs/secure-aggregation.md): (label, row key, dropouts, limit s).
 TARGETS = (
     ("client total", "client_total_mean_s", (0.0, 0.1, 0.3), 0.2),
     ("server total", "server_total_s", (0.1,), 5.0),

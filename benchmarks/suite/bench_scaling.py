@@ -1,15 +1,16 @@
 """Scaling suite: secure-aggregation cost against n, and simulation round time against clients.
 
-    uv run python benchmarks/bench_scaling.py --run RUN --out DIR [--data DIR]
+    uv run python -m benchmarks.suite.bench_scaling --run RUN --out DIR [--data DIR]
 
-- Reads the secagg benchmark's results (running ``secagg_bench.py --quick`` once if the round
-  suite has not already, see bench_round.py) and groups them by n: client and server time,
+- Reads the secagg benchmark's results (running ``secagg_bench --quick`` once if the round
+  suite has not already, see bench_round) and groups them by n: client and server time,
   round time, and the growth of each from the smallest n to the largest.
-- Runs the TFF simulation (``benchmarks/simulation_targets.py`` ``scaling_rows``: iid, secure,
-  every client every round, GRU-16 so that the figure is TFF's per-client cost rather than the
-  model's) at 10, 30 and 100 clients for 2 rounds each (``--quick``: 2 and 4 clients, 1 round),
-  and reports the training time of a round after the first (TFF traces in the first), the
-  export + on-device evaluation time, and the growth per client. Needs the names data.
+- Runs the TFF simulation (``scaling_rows`` of ``benchmarks.experiments.simulation_targets``:
+  iid, secure, every client every round, GRU-16 so that the figure is TFF's per-client cost
+  rather than the model's) at 10, 30 and 100 clients for 2 rounds each (``--quick``: 2 and 4
+  clients, 1 round), and reports the training time of a round after the first (TFF traces in
+  the first), the export + on-device evaluation time, and the growth per client. Needs the
+  names data.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench_round import secagg_section
-from suite_contract import suite_parser, write_section
+from benchmarks.suite.bench_round import secagg_section
+from benchmarks.suite.contract import suite_parser, write_section
 
 # (client counts, rounds each)
 SIM_FULL: tuple[tuple[int, ...], int] = ((10, 30, 100), 2)
@@ -37,8 +38,7 @@ def simulation_section(out: Path, data: str | None, quick: bool, seed: int) -> d
         return {"available": False, "reason": f"needs the names data (--data): {e}"}
     counts, rounds = SIM_QUICK if quick else SIM_FULL
     try:
-        from simulation_targets import scaling_rows
-
+        from benchmarks.experiments.simulation_targets import scaling_rows
         from federated.round_settings import DEFAULT_CLIENT_LR
 
         rows = scaling_rows(

@@ -1,11 +1,12 @@
 """Run benchmark suites and write results.json, results.md and PNG charts (``pifed bench``).
 
-    uv run python benchmarks/bench_runner.py --out DIR [--suite NAME ...] [--run RUN] [--quick]
-    pifed bench --out DIR [--suite NAME ...] [--run RUN] [--quick]      # the same thing
+    pifed bench --out DIR [--suite NAME ...] [--run RUN] [--quick]
+    uv run python -m benchmarks.suite.runner --out DIR ...   # the same, from the project folder
 
-Suites (``all``, the default, runs every one): inference, training, footprint, edge, round,
-scaling. Each is ``benchmarks/bench_<suite>.py``, run as its own process with this interpreter;
-every figure is a ratio of things measured side by side inside that one process.
+Suites (``all``, the default, runs every one): ``pifed.commands.bench.SUITES``, the one list
+(inference, training, footprint, edge, round, scaling). Each is
+``benchmarks.suite.bench_<suite>``, run as its own process with this interpreter; every figure
+is a ratio of things measured side by side inside that one process.
 
 ``--run`` is a ``pifed train --out`` directory. Without it a model is trained into DIR/run
 first (reused if already there) with the default ``pifed train`` settings -- the shipped model
@@ -29,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_report import evaluate_targets, render, target_lines
-from platform_info import platform_record
+from benchmarks.suite.contract import module_command, module_env
+from benchmarks.suite.platform_info import platform_record
+from benchmarks.suite.report import evaluate_targets, render, target_lines
+from pifed.commands.bench import SUITES
 
-HERE = Path(__file__).resolve().parent
-SUITES = ("inference", "training", "footprint", "edge", "round", "scaling")
 QUICK_TRAIN_ARGS = ("--epochs", "2", "--units", "32", "--embed-dim", "16")
 RESULTS_FORMAT = 1
 EXIT_USAGE = 2
@@ -146,10 +147,9 @@ def prepare_run(args: argparse.Namespace) -> dict[str, Any]:
 def run_suite(
     suite: str, run: Path, args: argparse.Namespace, sections: Path, logs: Path
 ) -> dict[str, Any]:
-    """One suite script in its own process: stdout echoed and logged, stderr logged."""
-    cmd = [
-        sys.executable,
-        str(HERE / f"bench_{suite}.py"),
+    """One suite module in its own process: stdout echoed and logged, stderr logged."""
+    cmd = module_command(
+        f"bench_{suite}",
         "--run",
         str(run),
         "--out",
@@ -158,9 +158,10 @@ def run_suite(
         str(args.seed),
         *(["--quick"] if args.quick else []),
         *(["--data", args.data] if args.data else []),
-    ]
+    )
     log = logs / f"{suite}.log"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    env = module_env()
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     (sections / f"{suite}.json").unlink(missing_ok=True)
     print(f"== {suite}", flush=True)
     t0 = time.perf_counter()

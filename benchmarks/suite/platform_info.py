@@ -132,7 +132,7 @@ def platform_record() -> dict[str, Any]:
         "python_executable": sys.executable,
         "packages": package_versions(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "git": _git_commit(Path(__file__).resolve().parents[1]),
+        "git": _git_commit(Path(__file__).resolve().parents[2]),
         "utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 

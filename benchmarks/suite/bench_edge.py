@@ -1,6 +1,6 @@
 """Edge suite: the figures a Raspberry Pi can produce with the edge set alone (no TensorFlow).
 
-    python benchmarks/bench_edge.py --run RUN --out DIR [--data DIR] [--quick]
+    python -m benchmarks.suite.bench_edge --run RUN --out DIR [--data DIR] [--quick]
 
 The TFLite halves of the other suites, run through the code a Pi runs:
 - inference: float, dynamic-range and int8 at 1, 2 and 4 threads (latency p50/p99, batch-256
@@ -22,19 +22,19 @@ import time
 from typing import Any
 
 import numpy as np
-from bench_footprint import footprint_section
-from bench_inference import FULL as FULL_INFERENCE
-from bench_inference import QUICK as QUICK_INFERENCE
-from bench_inference import measure_inference
-from bench_training import (
+
+from benchmarks.suite.bench_footprint import footprint_section
+from benchmarks.suite.bench_inference import FULL as FULL_INFERENCE
+from benchmarks.suite.bench_inference import QUICK as QUICK_INFERENCE
+from benchmarks.suite.bench_inference import measure_inference
+from benchmarks.suite.bench_training import (
     HEADLINE_THREADS,
     QUICK_SHARE_NAMES,
     local_share,
     measure_tflite_step,
     tflite_epoch_fn,
 )
-from suite_contract import suite_parser, tf_modules_loaded, write_section
-
+from benchmarks.suite.contract import suite_parser, tf_modules_loaded, write_section
 from edge.runtime import runtime_name
 from model.dataset import NoDataConfigured
 from model.manifest import ModelManifest

@@ -1,6 +1,6 @@
 """Inference suite: TFLite float / dynamic-range / int8 against Keras eager and Keras predict.
 
-    uv run python benchmarks/bench_inference.py --run RUN --out DIR [--quick]
+    uv run python -m benchmarks.suite.bench_inference --run RUN --out DIR [--quick]
 
 Per variant, in one run and interleaved (see interleaved_timing.py): single-name latency p50 and
 p99, throughput at batch 256, file size, and accuracy on the run's test split (RUN/test_names).
@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from interleaved_timing import Contestant, summary, time_interleaved
-from suite_contract import suite_parser, write_section
 
+from benchmarks.suite.contract import suite_parser, write_section
+from benchmarks.suite.interleaved_timing import Contestant, summary, time_interleaved
 from edge.evaluate import evaluate_names, labels_for_model
 from edge.runtime import Classifier, runtime_name
 from model.dataset import load_names
+from model.metrics import METRIC_NAMES
 
 VARIANTS = ("float", "dynamic", "int8")
 THREADS = (1, 2, 4)
@@ -92,7 +93,7 @@ def _cycle_batches(ids: np.ndarray, batch: int) -> Callable[[], np.ndarray]:
 
 
 def _metrics(m: dict[str, Any]) -> dict[str, Any]:
-    return {k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "n")}
+    return {k: m[k] for k in (*METRIC_NAMES, "n")}
 
 
 def measure_inference(

@@ -1,6 +1,6 @@
 """Footprint suite: what an edge client costs in memory, start-up and disk, against TensorFlow.
 
-    uv run python benchmarks/bench_footprint.py --run RUN --out DIR [--quick]
+    uv run python -m benchmarks.suite.bench_footprint --run RUN --out DIR [--quick]
 
 Clients, each a fresh process doing the same work -- load the int8 model and the train
 artifact, evaluate on RUN/test_names, train one step -- run in alternation:
@@ -42,9 +42,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from suite_contract import TF_MODULES, suite_parser, tf_modules_loaded, write_section
-
-from edge import EDGE_DISTRIBUTIONS
+from benchmarks.suite.contract import (
+    module_command,
+    module_env,
+    suite_parser,
+    tf_modules_loaded,
+    write_section,
+)
+from edge import EDGE_DISTRIBUTIONS, TF_MODULES
 
 CLIENTS = ("bare_python", "edge", "tensorflow_tflite", "tensorflow_keras")
 TF_CLIENTS = ("tensorflow_tflite", "tensorflow_keras")
@@ -157,19 +162,21 @@ def client_main(kind: str, run: Path) -> dict[str, Any]:
     return result
 
 
-def run_client(kind: str, run: Path, script: Path | None = None) -> dict[str, Any]:
+def run_client(kind: str, run: Path) -> dict[str, Any]:
     """Start one client process, wait for it, and add its peak RSS and wall time.
 
     The peak is the child's VmHWM (see the module docstring); ``os.wait4`` gives exactly that
     child's rusage as the fallback, not the largest of every child this process has had.
     """
-    script = script or Path(__file__).resolve()
     with tempfile.TemporaryDirectory(prefix="pifed-footprint-") as tmp:
         out_path, err_path = Path(tmp) / "out.json", Path(tmp) / "err.txt"
         with open(out_path, "w") as out, open(err_path, "w") as err:
             t0 = time.perf_counter()
             proc = subprocess.Popen(
-                [sys.executable, str(script), "client", kind, str(run)], stdout=out, stderr=err
+                module_command("bench_footprint", "client", kind, str(run)),
+                stdout=out,
+                stderr=err,
+                env=module_env(),
             )
             try:
                 _, status, usage = os.wait4(proc.pid, 0)
@@ -384,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["client"]:
         if len(argv) != 3:
-            raise SystemExit("usage: bench_footprint.py client KIND RUN")
+            raise SystemExit("usage: python -m benchmarks.suite.bench_footprint client KIND RUN")
         print(json.dumps(client_main(argv[1], Path(argv[2]))))
         return 0
     args = suite_parser(__doc__).parse_args(argv)

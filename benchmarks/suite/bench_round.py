@@ -1,9 +1,9 @@
 """Round suite: the cost of one fleet round, stage by stage, and of secure aggregation.
 
-    uv run python benchmarks/bench_round.py --run RUN --out DIR [--data DIR]
+    uv run python -m benchmarks.suite.bench_round --run RUN --out DIR [--data DIR]
 
 - **Fleet round** (needs the names data): real `pifed edge` processes on loopback, TLS and
-  secure aggregation, a coordinator in this process (``benchmarks/fleet_load.py``
+  secure aggregation, a coordinator in this process (``benchmarks.suite.fleet_load``
   ``run_fleet``), the shipped model's size (GRU-128, embedding 64; ``--quick``: 2 devices, 1
   round, GRU-16). Each round's wall time is split into local training (the slowest device's
   own report), key agreement, masking + upload, unmasking + aggregation, export, on-device
@@ -11,12 +11,12 @@
   (unmasked) mode, by design; the secure-aggregation stages beyond training bound its
   overhead over a plain round from above (they also hold each Pi's task setup), which would
   still upload one update per device and sum them.
-- **Secure aggregation against a plain sum**: runs ``benchmarks/secagg_bench.py --quick`` and
+- **Secure aggregation against a plain sum**: runs ``benchmarks.suite.secagg_bench --quick`` and
   reports, per configuration, the masked round's time and bytes against the unmasked sum of
   the same vectors measured in the same run.
 
 Simulation round time against the number of clients is in the scaling suite.
-The ``scaling`` suite (bench_scaling.py) reads the same secagg results, grouped by n.
+The ``scaling`` suite (bench_scaling) reads the same secagg results, grouped by n.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from suite_contract import suite_parser, write_section
+from benchmarks.suite.contract import module_command, module_env, suite_parser, write_section
 
-SECAGG_SCRIPT = Path(__file__).resolve().with_name("secagg_bench.py")
+SECAGG_MODULE = "secagg_bench"
 SECAGG_ARGS = ("--quick",)
 SECAGG_TIMEOUT_S = 900
-NOT_YET = "not available yet"
 # The shipped model's size (ModelConfig defaults), a few devices, two rounds: the first
 # round includes TensorFlow's tracing of the coordinator's export.
 FLEET_FULL = {"devices": 3, "rounds": 2, "units": 128, "embed_dim": 64}
@@ -84,7 +83,7 @@ def fleet_section(out: Path, data: str | None, quick: bool) -> dict[str, Any]:
     plan = FLEET_QUICK if quick else FLEET_FULL
     try:
         # The coordinator's side (TensorFlow, cryptography) and the test harness's edges.
-        from fleet_load import run_fleet
+        from benchmarks.suite.fleet_load import run_fleet
 
         res = run_fleet(ds, out / "fleet", **plan)
     except Exception as e:  # reported, never estimated; the secagg results stay
@@ -107,11 +106,9 @@ def fleet_section(out: Path, data: str | None, quick: bool) -> dict[str, Any]:
 def secagg_results(out: Path) -> dict[str, Any]:
     """The secagg benchmark's results, run once per ``out`` (the scaling suite reuses them).
 
-    Returns ``{"available": False, "reason": ...}`` when the script is absent or fails, so no
-    figure is ever made up.
+    Returns ``{"available": False, "reason": ...}`` when the benchmark fails or times out, so
+    no figure is ever made up.
     """
-    if not SECAGG_SCRIPT.is_file():
-        return {"available": False, "reason": f"{NOT_YET}: {SECAGG_SCRIPT.name} is not present"}
     target = out / "secagg"
     results = target / "results.json"
     stamp = target / "args.json"
@@ -119,16 +116,18 @@ def secagg_results(out: Path) -> dict[str, Any]:
         results.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == list(SECAGG_ARGS)
     ):
         target.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, str(SECAGG_SCRIPT), "--out", str(target), *SECAGG_ARGS]
+        cmd = module_command(SECAGG_MODULE, "--out", str(target), *SECAGG_ARGS)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SECAGG_TIMEOUT_S)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=SECAGG_TIMEOUT_S, env=module_env()
+            )
         except subprocess.TimeoutExpired:
-            return {"available": False, "reason": f"{SECAGG_SCRIPT.name} timed out"}
+            return {"available": False, "reason": f"{SECAGG_MODULE} timed out"}
         (target / "log.txt").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0 or not results.is_file():
             return {
                 "available": False,
-                "reason": f"{SECAGG_SCRIPT.name} failed (exit {proc.returncode}): "
+                "reason": f"{SECAGG_MODULE} failed (exit {proc.returncode}): "
                 f"{proc.stderr.strip()[-500:]}",
             }
         stamp.write_text(json.dumps(list(SECAGG_ARGS)))
@@ -138,7 +137,7 @@ def secagg_results(out: Path) -> dict[str, Any]:
         return {"available": False, "reason": f"{results} has no rows (unexpected format)"}
     return {
         "available": True,
-        "script": f"benchmarks/{SECAGG_SCRIPT.name}",
+        "script": f"benchmarks/suite/{SECAGG_MODULE}.py",
         "args": list(SECAGG_ARGS),
         "results": str(results),
         "rows": rows,

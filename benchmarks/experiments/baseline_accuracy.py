@@ -1,7 +1,7 @@
 """Centralized baseline on a name-disjoint split: accuracy targets, int8 drop, sizes, trade-off.
 
 Usage:
-    uv run python benchmarks/baseline_accuracy.py --run runs/baseline [--out DIR]
+    uv run python benchmarks/experiments/baseline_accuracy.py --run runs/baseline [--out DIR]
 
 If RUN has no metrics.json yet, `pifed train --out RUN` is run first (extra arguments after
 `--` go to it). Every figure is computed here, in this run, from the artifacts on disk, through

@@ -1,7 +1,7 @@
 """Pick the simulation's default learning rates: FedAvg test accuracy per round for each rate.
 
 Usage:
-    uv run --frozen python benchmarks/simulation_lr.py [--clients 2] [--rounds 6]
+    uv run --frozen python benchmarks/experiments/simulation_lr.py [--clients 2] [--rounds 6]
         [--client-lrs 0.1,0.3,1.0] [--server-lrs 1.0] [--units 128 --embed-dim 64]
         [--out runs/bench-sim/lr.json]
 

@@ -1,11 +1,17 @@
-"""The contract between ``bench_runner.py`` and each ``bench_<suite>.py`` script.
+"""The contract between ``runner`` and each ``bench_<suite>`` module, and how they are started.
 
-A suite script is run as ``python benchmarks/bench_<suite>.py --run RUN --out DIR [--quick]
+A suite is run as ``python -m benchmarks.suite.bench_<suite> --run RUN --out DIR [--quick]
 [--data DIR] [--seed N]``, prints a human summary on stdout, and writes its section of
 ``results.json`` as ``DIR/<suite>.json``. The runner merges the sections, adds the platform
-record and the targets, and renders the Markdown table and the charts. Keeping each suite a
-process of its own means a suite that imports TensorFlow never shares memory, threads or import
-state with one that must not.
+record, and ``report`` asks each suite's ``bench_<suite>_report`` for its targets, Markdown and
+charts. Keeping each suite a process of its own means a suite that imports TensorFlow never
+shares memory, threads or import state with one that must not.
+
+Every child (a suite, the footprint's measured clients, the training suite's one-thread process,
+the secagg grid) is started with :func:`module_command` and :func:`module_env`: ``-m`` with the
+project folder on ``PYTHONPATH`` (and ``-P``), so ``benchmarks.suite.*`` resolves from any
+working directory.
+Stdlib and ``edge`` only: the edge suite and a Pi's runner import this.
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from edge import TF_MODULES
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Top-level modules a TF-free process must never load (same list as the edge tests).
-TF_MODULES = ("tensorflow", "keras", "tensorflow_federated", "tf_keras", "jax")
+#: The folder that holds ``benchmarks/``: what ``-m benchmarks.suite...`` needs on the path.
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def suite_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -57,8 +66,26 @@ def write_section(out: Path, suite: str, section: dict[str, Any]) -> Path:
     return path
 
 
+def module_command(module: str, *args: str) -> list[str]:
+    """This interpreter running ``benchmarks.suite.<module>``: how every benchmark child starts.
+
+    ``-P`` keeps the working directory off the path, so the child imports the ``benchmarks``
+    that :func:`module_env` names, whatever folder it was started in.
+    """
+    return [sys.executable, "-P", "-m", f"{__package__}.{module}", *args]
+
+
+def module_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this one) with the project folder first on ``PYTHONPATH``.
+
+    ``-m`` only puts the working directory on the path; the children must find ``benchmarks``
+    wherever the runner was started from.
+    """
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def tf_modules_loaded() -> list[str]:
     """TensorFlow-family modules in this process: the edge path asserts this is empty."""
-    import sys
-
     return sorted(m for m in sys.modules if m.split(".")[0] in TF_MODULES)

@@ -1,8 +1,9 @@
 """Parity of the fleet with the TFF simulation, both run here in one go on the same settings.
 
 Usage:
-    uv run --frozen python benchmarks/fleet_parity.py --out DIR [--rounds 15] [--lr 0.1] [--seed 0]
-        [--local-steps K] [--server-lr 1.0] [--lr-schedule constant|cosine] [--eval-every K]
+    uv run --frozen python benchmarks/experiments/fleet_parity.py --out DIR [--rounds 15] [--lr 0.1]
+        [--seed 0] [--local-steps K] [--server-lr 1.0] [--lr-schedule constant|cosine]
+        [--eval-every K]
 
 Target (issue 5): 2 devices, iid, same configuration: the fleet's final accuracy is within 1.5
 points of the simulation's.
