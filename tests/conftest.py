@@ -74,10 +74,21 @@ def _fast_lane(config: pytest.Config) -> bool:
     return str(config.getoption("markexpr", "") or "").replace(" ", "") == "notslow"
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """In the fast lane, a module marked slow as a whole is not even imported."""
+    if _fast_lane(config) and collection_path.suffix == ".py":
+        head = collection_path.read_text(encoding="utf-8", errors="replace")
+        if "\npytestmark = pytest.mark.slow" in head:
+            return True
+    return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """In the fast lane, TensorFlow cannot be imported and no process can be started."""
     if not _fast_lane(config):
         return
+    import numpy.testing  # noqa: F401  (its import runs lscpu once: not a test's process)
+
     sys.meta_path.insert(0, _BlockHeavyImports())
 
     def refuse(*args: Any, **kwargs: Any) -> Any:

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 _RUN = """
 import sys
 class _Block:

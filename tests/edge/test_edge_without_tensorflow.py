@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 DRIVER = Path(__file__).with_name("no_tf_driver.py")
 
 

@@ -25,6 +25,8 @@ from edge.trainer import OnDeviceTrainer
 from model.dataset import NamesDataset, load_names
 from model.manifest import WeightShapeError, unflatten_weights
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5
 

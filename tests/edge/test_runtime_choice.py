@@ -65,6 +65,7 @@ def test_a_named_runtime_that_is_missing_is_an_error_not_a_fallback(
     assert runtime.runtime_name("inference") == "tflite_runtime"
 
 
+@pytest.mark.slow
 def test_both_runtimes_in_one_process_train_and_infer(trained_run: Path) -> None:
     """The fleet client holds an ai-edge-litert classifier and a tflite-runtime trainer at once."""
     from edge.runtime import Classifier
@@ -85,6 +86,7 @@ def test_both_runtimes_in_one_process_train_and_infer(trained_run: Path) -> None
     np.testing.assert_array_equal(clf.logits(ids), before)  # separate interpreters, untouched
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", runtime.RUNTIMES)
 def test_every_artifact_loads_and_runs_on_each_runtime(
     monkeypatch: pytest.MonkeyPatch, trained_run: Path, name: str

@@ -11,6 +11,8 @@ from edge.evaluate import labels_for_model
 from edge.trainer import OnDeviceTrainer
 from model.dataset import load_names
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 
 @pytest.fixture(scope="module")
 def trainer_and_data(

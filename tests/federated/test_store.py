@@ -85,6 +85,7 @@ os.kill(os.getpid(), 9)  # kill -9 mid-round
 """
 
 
+@pytest.mark.slow
 def test_kill_9_mid_round_keeps_completed_history_and_aborts_the_open_round(tmp_path: Path) -> None:
     db = tmp_path / "fleet.db"
     proc = subprocess.run([sys.executable, "-c", _CRASH, str(db)], capture_output=True, text=True)

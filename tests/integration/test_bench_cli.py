@@ -109,6 +109,7 @@ def _check_tflite_variant(v: dict[str, Any], threads: tuple[str, ...]) -> None:
         assert _positive(fig["single_p50_us"], fig["single_p99_us"], fig["batch256_names_per_s"])
 
 
+@pytest.mark.slow
 def test_results_record_the_platform_and_the_model(bench_all: tuple[Path, dict, str]) -> None:
     _, res, _ = bench_all
     p = res["platform"]
@@ -121,6 +122,7 @@ def test_results_record_the_platform_and_the_model(bench_all: tuple[Path, dict, 
     assert all("error" not in s for s in res["suites"].values())
 
 
+@pytest.mark.slow
 def test_every_target_is_a_ratio_with_met_or_missed(bench_all: tuple[Path, dict, str]) -> None:
     _, res, stdout = bench_all
     keys = {t["key"] for t in res["targets"]}
@@ -137,6 +139,7 @@ def test_every_target_is_a_ratio_with_met_or_missed(bench_all: tuple[Path, dict,
     assert stdout.count("[    MET     ]") + stdout.count("[   MISSED   ]") == 4
 
 
+@pytest.mark.slow
 def test_inference_has_every_variant_with_latency_throughput_size_accuracy(
     bench_all: tuple[Path, dict, str], trained_run: Path
 ) -> None:
@@ -160,6 +163,7 @@ def test_inference_has_every_variant_with_latency_throughput_size_accuracy(
         assert v["accuracy"] == pytest.approx(metrics["keras"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_training_compares_step_and_local_epoch(bench_all: tuple[Path, dict, str]) -> None:
     _, res, _ = bench_all
     tr = res["suites"]["training"]
@@ -180,6 +184,7 @@ def test_training_compares_step_and_local_epoch(bench_all: tuple[Path, dict, str
     assert _positive(epoch["tflite_s"], epoch["keras_s"], epoch["keras_over_tflite"])
 
 
+@pytest.mark.slow
 def test_footprint_clients_and_installed_sizes(bench_all: tuple[Path, dict, str]) -> None:
     _, res, _ = bench_all
     fp = res["suites"]["footprint"]
@@ -218,6 +223,7 @@ def test_footprint_clients_and_installed_sizes(bench_all: tuple[Path, dict, str]
     )
 
 
+@pytest.mark.slow
 def test_round_and_scaling_report_secagg(
     bench_all: tuple[Path, dict, str],
 ) -> None:
@@ -232,6 +238,7 @@ def test_round_and_scaling_report_secagg(
     assert [p["n"] for p in points] == sorted(p["n"] for p in points)
 
 
+@pytest.mark.slow
 def test_round_breaks_a_real_fleet_round_down_by_stage(bench_all: tuple[Path, dict, str]) -> None:
     # Quick: 2 real `pifed edge` processes, 1 round, TLS and secure aggregation.
     _, res, stdout = bench_all
@@ -253,6 +260,7 @@ def test_round_breaks_a_real_fleet_round_down_by_stage(bench_all: tuple[Path, di
     assert "mask+upload" in stdout and "secure aggregation" in stdout
 
 
+@pytest.mark.slow
 def test_scaling_times_the_simulation_against_clients(bench_all: tuple[Path, dict, str]) -> None:
     _, res, stdout = bench_all
     sim = res["suites"]["scaling"]["simulation"]
@@ -265,6 +273,7 @@ def test_scaling_times_the_simulation_against_clients(bench_all: tuple[Path, dic
     assert "TFF simulation round time against clients" in stdout
 
 
+@pytest.mark.slow
 def test_markdown_and_charts_are_written(bench_all: tuple[Path, dict, str]) -> None:
     out, res, _ = bench_all
     md = (out / "results.md").read_text()
@@ -285,6 +294,7 @@ def test_markdown_and_charts_are_written(bench_all: tuple[Path, dict, str]) -> N
         assert f"]({name})" in md
 
 
+@pytest.mark.slow
 def test_edge_suite_runs_without_tensorflow(bench_edge: tuple[Path, dict]) -> None:
     out, res = bench_edge
     edge = res["suites"]["edge"]
@@ -308,6 +318,7 @@ def test_edge_suite_runs_without_tensorflow(bench_edge: tuple[Path, dict]) -> No
     assert (out / "edge_inference.png").read_bytes()[:8] == PNG
 
 
+@pytest.mark.slow
 def test_without_run_and_without_tensorflow_bench_says_what_to_do(
     blocked_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -316,6 +327,7 @@ def test_without_run_and_without_tensorflow_bench_says_what_to_do(
     assert "--run" in proc.stderr and "TensorFlow" in proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_run_dir_is_a_usage_error(tmp_path: Path) -> None:
     proc = _bench(tmp_path / "out", "--suite", "edge", "--run", str(tmp_path))
     assert proc.returncode == 2

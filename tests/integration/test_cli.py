@@ -6,7 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from tests_support import run_pifed
+
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
 
 
 def test_train_writes_every_artifact_and_float_tflite_agrees_with_keras(trained_run: Path) -> None:

@@ -27,6 +27,8 @@ from federated.round_settings import RoundSettings
 from federated.store import Store
 from model.dataset import NamesDataset, load_names
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 NAMES_PER_DEVICE = 300
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--units", "16", "--embed-dim", "8", "--seed", "1"]
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # TensorFlow throughout
+
 tf = pytest.importorskip("tensorflow")
 
 from model.config import ModelConfig  # noqa: E402

@@ -10,6 +10,8 @@ import pytest
 from model.config import TrainConfig
 from model.dataset import load_names
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 
 def test_every_epoch_trains_on_a_new_permutation_of_the_training_rows(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch

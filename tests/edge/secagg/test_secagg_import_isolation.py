@@ -7,6 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 REPO = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent(

@@ -10,6 +10,8 @@ import pytest
 from federated.round_settings import RoundSettings
 from model.dataset import NamesDataset, load_names
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 
 @pytest.fixture(scope="module")
 def small_ds(data_dir: Path) -> NamesDataset:

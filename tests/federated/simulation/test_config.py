@@ -121,6 +121,7 @@ def test_the_round_defaults_are_the_fleets() -> None:
     assert (RoundSettings().client_lr, RoundSettings().server_lr) == (0.3, 1.0)
 
 
+@pytest.mark.slow
 def test_importing_the_package_and_its_tf_free_modules_imports_no_tensorflow() -> None:
     """``pifed --help`` imports the simulation's config on a Pi, where TensorFlow is absent."""
     code = (

@@ -10,6 +10,8 @@ import pytest
 from model.config import MAX_LEN
 from model.dataset import NamesDataset, load_names
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 
 @pytest.fixture(scope="module")
 def small_ds(data_dir: Path) -> NamesDataset:

@@ -34,6 +34,7 @@ def test_gate_tracker_follows_the_deployed_version_across_rounds() -> None:
     assert promoted and gate.version == "r004"
 
 
+@pytest.mark.slow
 def test_fleet_metrics_are_the_devices_reports_weighted_by_examples(
     small_ds: NamesDataset, tmp_path: Path
 ) -> None:

@@ -16,6 +16,8 @@ import pytest
 
 from model.dataset import load_names
 
+pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
+
 CLIENT_LR = 0.2
 UNITS, EMBED = 8, 4
 

@@ -20,6 +20,7 @@ def test_client_sampling_is_seeded_and_distinct() -> None:
     assert draws[0] != sample_clients(100, 10, np.random.default_rng(8))
 
 
+@pytest.mark.slow
 def test_init_model_brings_its_vocabulary_and_weights_and_must_fit(
     trained_run: Path, data_dir: Path, tmp_path: Path
 ) -> None:

@@ -58,6 +58,7 @@ def _accepts(port: int, timeout: float = 20.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_worker_serves_then_stop_ends_it(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     with WorkerProcess(log_path=log) as w:
@@ -72,6 +73,7 @@ def test_worker_serves_then_stop_ends_it(tmp_path: Path) -> None:
     w.stop()  # idempotent
 
 
+@pytest.mark.slow
 def test_starting_twice_is_an_error() -> None:
     with WorkerProcess() as w, pytest.raises(WorkerError, match="already started"):
         w.start()
@@ -94,6 +96,7 @@ def _child(body: str, pdeathsig: bool = True) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_worker_dies_with_a_sigkilled_parent() -> None:
     parent = _child("time.sleep(120)\n")
     assert parent.stdout is not None
@@ -104,6 +107,7 @@ def test_worker_dies_with_a_sigkilled_parent() -> None:
     assert _wait_gone(pid), f"worker {pid} outlived its SIGKILLed parent"
 
 
+@pytest.mark.slow
 def test_worker_is_stopped_at_interpreter_exit_without_stop() -> None:
     # Without the kernel's parent-death signal, so only the atexit hook can stop it.
     parent = _child("sys.exit(0)\n", pdeathsig=False)
@@ -113,6 +117,7 @@ def test_worker_is_stopped_at_interpreter_exit_without_stop() -> None:
     assert _wait_gone(pid), f"worker {pid} outlived its parent's normal exit"
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_process_even_if_a_call_never_returns() -> None:
     # The sleep after the caught KeyboardInterrupt stands in for a TFF call that keeps retrying
     # the stopped workers: only the watcher's forced exit can end this process.
