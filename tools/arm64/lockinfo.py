@@ -13,12 +13,15 @@ Reads the project's uv.lock (stdlib tomllib, Python >= 3.11) and:
   override WHEEL OUTDIR REQ...     copy WHEEL into OUTDIR with each Requires-Dist on REQ's name
                                    given REQ's specifier instead (markers kept): what the wheel
                                    would require if pyproject said REQ; prints the new path
+  pins-of-report                   name==version of what a `pip install --report -` on stdin
+                                   would install, sorted
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import sys
 import tomllib
@@ -260,6 +263,13 @@ def override(wheel: str, outdir: str, reqs: list[str]) -> None:
     print(dst)
 
 
+def pins_of_report() -> None:
+    report = json.load(sys.stdin)
+    meta = [item["metadata"] for item in report.get("install", [])]
+    for line in sorted(f"{_norm(m['name'])}=={m['version']}" for m in meta):
+        print(line)
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         sys.exit(__doc__)
@@ -274,6 +284,8 @@ def main(argv: list[str]) -> None:
         requires(args[0])
     elif cmd == "toplevel":
         toplevel(args[0], args[1])
+    elif cmd == "pins-of-report":
+        pins_of_report()
     elif cmd == "override":
         override(args[0], args[1], args[2:])
     elif cmd == "report":

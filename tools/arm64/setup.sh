@@ -177,13 +177,18 @@ if [[ $RELEASE == trixie ]]; then
   # it: use Trixie's own static qemu-aarch64 (qemu 10), unpacked into the cache (no install).
   step "1/5 qemu-aarch64 from $RELEASE's qemu-user:amd64"
   QEMU="$CACHE/qemu/usr/bin/qemu-aarch64"
-  if [[ -x $QEMU ]]; then
+  if [[ -x $QEMU && -f $CACHE/qemu/.pifed-deb ]]; then
     done_step "present: $("$QEMU" --version | head -1)"
   else
     compgen -G "$DEBS/qemu-user_*_amd64.deb" >/dev/null || tapt_download "$DEBS" qemu-user:amd64
-    rm -rf "$CACHE/qemu.tmp"
-    dpkg -x "$(printf '%s\n' "$DEBS"/qemu-user_*_amd64.deb | sort -V | tail -n1)" "$CACHE/qemu.tmp"
-    rm -rf "$CACHE/qemu"; mv "$CACHE/qemu.tmp" "$CACHE/qemu"
+    qdeb="$(printf '%s\n' "$DEBS"/qemu-user_*_amd64.deb | sort -V | tail -n1)"
+    rm -rf "$CACHE/qemu.tmp" "$CACHE/qemu.new"
+    dpkg -x "$qdeb" "$CACHE/qemu.tmp"
+    # The package has every target's emulator (~450 MB unpacked): keep only aarch64's (16 MB).
+    mkdir -p "$CACHE/qemu.new/usr/bin"
+    mv "$CACHE/qemu.tmp/usr/bin/qemu-aarch64" "$CACHE/qemu.new/usr/bin/"
+    basename "$qdeb" >"$CACHE/qemu.new/.pifed-deb"
+    rm -rf "$CACHE/qemu.tmp" "$CACHE/qemu"; mv "$CACHE/qemu.new" "$CACHE/qemu"
     done_step "unpacked $("$QEMU" --version | head -1)"
   fi
 else
@@ -393,7 +398,17 @@ fi
 REQS="$("$PY" "$LOCKINFO" requires "$WHEEL")"
 site_key() { printf '%s\n' "v$SETUP_VERSION" "$REQS" "${PIP_TARGET_OPTS[*]}" "$(cat "$CONS")" | hash_of; }
 SITE_KEY="$(site_key)"
-[[ -s $CONS ]] || SITE_KEY="unpinned-$EPOCHREALTIME"   # unpinned: always re-resolve
+if [[ ! -s $CONS && $RELEASE == trixie ]]; then
+  # Unpinned: resolve against the index every run, but reinstall only when the resolution
+  # changed (an emulated reinstall takes ~50 s; the dry run about a third of that).
+  say "unpinned: pip install --dry-run (index) to see whether the resolution changed"
+  resolved="$(quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" --dry-run \
+    --ignore-installed --report - "${WHEEL}[edge]" | "$PY" "$LOCKINFO" pins-of-report)" \
+    || resolved="failed-$EPOCHREALTIME"
+  SITE_KEY="unpinned-$(printf '%s\n' "$SITE_KEY" "$resolved" | hash_of)"
+elif [[ ! -s $CONS ]]; then
+  SITE_KEY="unpinned-$EPOCHREALTIME"   # unpinned: always re-resolve
+fi
 if [[ -d $SITE && "$(cat "$SITE/.pifed-stamp" 2>/dev/null)" == "$SITE_KEY" ]]; then
   if [[ "$(cat "$SITE/.pifed-wheel" 2>/dev/null)" == "$WHEEL_SHA" ]]; then
     done_step "up to date (wheel, its requirements and the pins unchanged)"
@@ -402,7 +417,9 @@ if [[ -d $SITE && "$(cat "$SITE/.pifed-stamp" 2>/dev/null)" == "$SITE_KEY" ]]; t
     rm -rf "$SITE.pifed"
     quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_INST_Q[@]}" "${PIP_TARGET_OPTS[@]}" \
       --no-index --no-deps --target "$SITE.pifed" "$WHEEL"
-    while read -r top; do rm -rf "${SITE:?}/$top"; done < <("$PY" "$LOCKINFO" toplevel "$SITE" pifed)
+    # Read the whole list first: it names the dist-info whose RECORD it reads.
+    tops="$("$PY" "$LOCKINFO" toplevel "$SITE" pifed)"
+    while read -r top; do [[ -n $top ]] && rm -rf "${SITE:?}/$top"; done <<<"$tops"
     for item in "$SITE.pifed"/* "$SITE.pifed"/.[!.]*; do
       [[ -e $item ]] || continue
       n="$(basename "$item")"
