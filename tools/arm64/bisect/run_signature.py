@@ -63,7 +63,7 @@ def run_one(path: str, sig: str, args: argparse.Namespace) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("files", nargs="+")
+    ap.add_argument("files", nargs="*")
     ap.add_argument("--resolver", default="AUTO")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--mode", default="runner", choices=("runner", "no_resize", "lift_scalars"))
