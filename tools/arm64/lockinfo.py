@@ -10,10 +10,19 @@ Reads the project's uv.lock (stdlib tomllib, Python >= 3.11) and:
   report SITE LOCK                 installed distributions in SITE: version vs lock, wheel tags
   requires WHEEL                   the wheel's Requires-Dist/Provides-Extra (what keys its deps)
   toplevel SITE DIST               top-level entries DIST owns in SITE (per its RECORD)
+  override WHEEL OUTDIR REQ...     copy WHEEL into OUTDIR with each Requires-Dist on REQ's name
+                                   given REQ's specifier instead (markers kept): what the wheel
+                                   would require if pyproject said REQ; prints the new path
+  pins-of-report                   name==version of what a `pip install --report -` on stdin
+                                   would install, sorted
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import re
 import sys
 import tomllib
 import zipfile
@@ -195,6 +204,72 @@ def toplevel(site: str, dist: str) -> None:
             print(t)
 
 
+_REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;]*?)\s*(?:;\s*(.*))?$")
+
+
+def _override_line(line: str, repl: dict[str, tuple[str, str, str | None]]) -> str:
+    """One `Requires-Dist:` line with its specifier replaced if its name is overridden."""
+    m = _REQ.match(line.removeprefix("Requires-Dist:"))
+    if not m or _norm(m.group(1)) not in repl:
+        return line
+    name, extras, marker = m.group(1), m.group(2) or "", m.group(4)
+    spec, new_extras, new_marker = repl[_norm(name)]
+    markers = [f"({x})" for x in (marker, new_marker) if x]
+    tail = f"; {' and '.join(markers)}" if markers else ""
+    return f"Requires-Dist: {name}{new_extras or extras}{spec}{tail}"
+
+
+def override(wheel: str, outdir: str, reqs: list[str]) -> None:
+    repl: dict[str, tuple[str, str, str | None]] = {}
+    for r in reqs:
+        m = _REQ.match(r)
+        if not m:
+            sys.exit(f"lockinfo: cannot parse override {r!r}")
+        repl[_norm(m.group(1))] = (m.group(3).replace(" ", ""), m.group(2) or "", m.group(4))
+    src = Path(wheel)
+    dst = Path(outdir) / src.name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    hit: set[str] = set()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        names = zin.namelist()
+        meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        record = next(n for n in names if n.endswith(".dist-info/RECORD"))
+        head, sep, body = zin.read(meta).decode().partition("\n\n")
+        lines = []
+        for line in head.splitlines():
+            if line.startswith("Requires-Dist:"):
+                new = _override_line(line, repl)
+                if new != line:
+                    m = _REQ.match(line.removeprefix("Requires-Dist:"))
+                    hit.add(_norm(m.group(1)) if m else "")
+                    print(f"lockinfo: override {line[15:]!r} -> {new[15:]!r}", file=sys.stderr)
+                line = new
+            lines.append(line)
+        new_meta = ("\n".join(lines) + "\n" + sep + body).encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(new_meta).digest()).rstrip(b"=").decode()
+        for info in zin.infolist():
+            if info.filename == meta:
+                zout.writestr(info, new_meta)
+            elif info.filename == record:
+                rec = [
+                    f"{meta},sha256={digest},{len(new_meta)}" if ln.startswith(meta + ",") else ln
+                    for ln in zin.read(record).decode().splitlines()
+                ]
+                zout.writestr(info, "\n".join(rec) + "\n")
+            else:
+                zout.writestr(info, zin.read(info))
+    for name in sorted(set(repl) - hit):
+        print(f"lockinfo: warning: override {name}: the wheel does not require it", file=sys.stderr)
+    print(dst)
+
+
+def pins_of_report() -> None:
+    report = json.load(sys.stdin)
+    meta = [item["metadata"] for item in report.get("install", [])]
+    for line in sorted(f"{_norm(m['name'])}=={m['version']}" for m in meta):
+        print(line)
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         sys.exit(__doc__)
@@ -209,6 +284,10 @@ def main(argv: list[str]) -> None:
         requires(args[0])
     elif cmd == "toplevel":
         toplevel(args[0], args[1])
+    elif cmd == "pins-of-report":
+        pins_of_report()
+    elif cmd == "override":
+        override(args[0], args[1], args[2:])
     elif cmd == "report":
         report(args[0], args[1] if len(args) > 1 else None)
     else:

@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Build an emulated Raspberry Pi OS Bookworm 64-bit userland (Debian bookworm arm64,
-# Python 3.11.2, glibc 2.36) and install pifed[edge] into it as aarch64 wheels.
+# Build an emulated Raspberry Pi OS 64-bit userland and install pifed[edge] into it as
+# aarch64 wheels. Two releases:
+#   bookworm (default)  Debian 12 arm64, Python 3.11.2, glibc 2.36; the host's qemu-user-static
+#   trixie              Debian 13 arm64, Python 3.13, glibc 2.41; Trixie's own static qemu 10
+#                       (from its amd64 qemu-user package), pip run inside the emulated Python
 #
-#   tools/arm64/setup.sh [PROJECT_DIR]
+#   tools/arm64/setup.sh [--release bookworm|trixie] [PROJECT_DIR]
 #
 # Environment:
-#   PIFED_ARM64_CACHE   cache dir (default $HOME/.cache/pifed/arm64)
+#   PIFED_ARM64_RELEASE bookworm|trixie (default bookworm; --release wins)
+#   PIFED_ARM64_CACHE   cache dir (default $HOME/.cache/pifed/arm64). Bookworm uses it as is,
+#                       trixie its subdir trixie/, so both coexist.
 #   PIFED_PROJECT       project root (default: the repo containing this script)
-#   PIFED_ARM64_LOCK    lock file giving the pins (default PROJECT/uv.lock; "none" = unpinned,
-#                       i.e. exactly what `pip install ".[edge]"` resolves today)
+#   PIFED_ARM64_LOCK    lock file giving the pins (bookworm default PROJECT/uv.lock; "none" =
+#                       unpinned, i.e. exactly what `pip install ".[edge]"` resolves today).
+#                       Trixie defaults to "none": uv.lock only resolves CPython 3.11.
+#   PIFED_ARM64_OVERRIDE  requirements that replace the project's own on the same name, as if
+#                       pyproject said so (markers kept), e.g. "numpy>=2.1.3 ai-edge-litert==2.3.0";
+#                       their lock pins are dropped. Default none for bookworm, "numpy>=2.1.3"
+#                       for trixie (pyproject's numpy<2 has no cp313 wheels); "" turns it off.
+#   PIFED_ARM64_CONSTRAINTS  extra pip constraints file (e.g. exact pins for a trixie set)
+#   PIFED_ARM64_MIRROR  Debian mirror for trixie (default: the host's deb.debian.org-style URI)
 #   PIFED_ARM64_TEST_REQS  test tools for the separate test dir
 #                       (default "pytest pytest-timeout hypothesis", the suite's own needs)
 #   PIFED_HOST_PYTHON   host python with pip, >= 3.11 (default python3)
@@ -16,19 +28,41 @@
 # Re-runnable: every step is skipped when its stamp still matches. See README.md.
 set -euo pipefail
 
+RELEASE="${PIFED_ARM64_RELEASE:-bookworm}"
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --release) [[ $# -ge 2 ]] || { echo "setup.sh: --release needs a value" >&2; exit 2; }
+               RELEASE="$2"; shift 2 ;;
+    --release=*) RELEASE="${1#--release=}"; shift ;;
+    --bookworm|--trixie) RELEASE="${1#--}"; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
+    *) break ;;
+  esac
+done
+case $RELEASE in bookworm|trixie) ;; *) echo "setup.sh: unknown release '$RELEASE' (bookworm|trixie)" >&2; exit 2 ;; esac
+
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROJECT="${1:-${PIFED_PROJECT:-$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/../.." && pwd))}}"
 PROJECT="$(cd "$PROJECT" && pwd)"
 CACHE="${PIFED_ARM64_CACHE:-$HOME/.cache/pifed/arm64}"
+[[ $RELEASE == bookworm ]] || CACHE="$CACHE/$RELEASE"   # bookworm keeps the original layout
 mkdir -p "$CACHE"
 CACHE="$(cd "$CACHE" && pwd)"
-ROOT="$CACHE/root"              # the emulated / (dpkg -x of the bookworm arm64 .debs)
+ROOT="$CACHE/root"              # the emulated / (dpkg -x of the release's arm64 .debs)
 DEBS="$CACHE/debs"              # cached .debs
 WHEELHOUSE="$CACHE/wheelhouse"  # cached aarch64 wheels (reinstalls run offline from here)
 DIST="$CACHE/dist"              # the project's freshly built wheel
 SITE="$CACHE/site"              # pifed[edge] for aarch64: what a Pi installs
 TESTSITE="$CACHE/test-site"     # pytest & co, kept apart so SITE's size stays honest
-LOCK="${PIFED_ARM64_LOCK:-$PROJECT/uv.lock}"
+if [[ $RELEASE == bookworm ]]; then
+  LOCK="${PIFED_ARM64_LOCK:-$PROJECT/uv.lock}"
+  OVERRIDE="${PIFED_ARM64_OVERRIDE-}"
+else
+  LOCK="${PIFED_ARM64_LOCK:-none}"
+  OVERRIDE="${PIFED_ARM64_OVERRIDE-numpy>=2.1.3}"
+fi
+EXTRA_CONS="${PIFED_ARM64_CONSTRAINTS:-}"
+[[ -z $EXTRA_CONS || -f $EXTRA_CONS ]] || { echo "setup.sh: PIFED_ARM64_CONSTRAINTS: no file $EXTRA_CONS" >&2; exit 2; }
 TEST_REQS="${PIFED_ARM64_TEST_REQS:-pytest pytest-timeout hypothesis}"
 PY="${PIFED_HOST_PYTHON:-python3}"
 # uv: on PATH, else the one `uv run` names in $UV (`python3 -m pip install uv` may put it off PATH)
@@ -36,20 +70,39 @@ UV_BIN="$(command -v uv 2>/dev/null || true)"
 if [[ -z $UV_BIN && -n ${UV:-} && -x ${UV:-} ]]; then UV_BIN="$UV"; fi
 LOCKINFO="$HERE/lockinfo.py"
 
-# Debian bookworm arm64 packages that make a working python3.11 (see arm64-notes.md).
-DEB_PKGS=(
-  python3.11-minimal libpython3.11-minimal libpython3.11-stdlib python3.11
-  libc6 zlib1g libexpat1 libffi8 libssl3 libstdc++6 libgcc-s1 libbz2-1.0 liblzma5
-  libsqlite3-0 libuuid1 libncursesw6 libtinfo6 libreadline8 libdb5.3 libgdbm6 libnsl2
-  libtirpc3 libcrypt1 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0
-  libcom-err2 libkeyutils1
-)
-# Wheel tags a Pi's pip accepts: glibc 2.36 => manylinux_2_17 .. manylinux_2_36, every one of
-# them (pip does not widen a --platform to older glibcs; ai-edge-litert 2.x is manylinux_2_27).
-PIP_TARGET_OPTS=()
-for _glibc in $(seq 36 -1 17); do PIP_TARGET_OPTS+=(--platform "manylinux_2_${_glibc}_aarch64"); done
-PIP_TARGET_OPTS+=(--platform manylinux2014_aarch64 --python-version 3.11 --implementation cp
-  --only-binary=:all:)
+if [[ $RELEASE == bookworm ]]; then
+  PYV=3.11
+  # Debian bookworm arm64 packages that make a working python3.11 (see arm64-notes.md).
+  DEB_PKGS=(
+    python3.11-minimal libpython3.11-minimal libpython3.11-stdlib python3.11
+    libc6 zlib1g libexpat1 libffi8 libssl3 libstdc++6 libgcc-s1 libbz2-1.0 liblzma5
+    libsqlite3-0 libuuid1 libncursesw6 libtinfo6 libreadline8 libdb5.3 libgdbm6 libnsl2
+    libtirpc3 libcrypt1 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0
+    libcom-err2 libkeyutils1
+  )
+  # Wheel tags a Pi's pip accepts: glibc 2.36 => manylinux_2_17 .. manylinux_2_36, every one of
+  # them (pip does not widen a --platform to older glibcs; ai-edge-litert 2.x is manylinux_2_27).
+  PIP_TARGET_OPTS=()
+  for _glibc in $(seq 36 -1 17); do PIP_TARGET_OPTS+=(--platform "manylinux_2_${_glibc}_aarch64"); done
+  PIP_TARGET_OPTS+=(--platform manylinux2014_aarch64 --python-version 3.11 --implementation cp
+    --only-binary=:all:)
+else
+  PYV=3.13
+  # Debian trixie arm64 (trixie-notes.md): python3.13 with pip's wheel; several libraries
+  # carry Trixie's t64 suffix. openssl-provider-legacy, media-types, tzdata, netbase: files
+  # the stdlib and pip read, which qemu would otherwise take from the host.
+  DEB_PKGS=(
+    python3.13-minimal libpython3.13-minimal libpython3.13-stdlib python3.13 python3.13-venv
+    python3-pip-whl python3-setuptools-whl
+    libc6 zlib1g libexpat1 libffi8 libssl3t64 openssl-provider-legacy libzstd1 libstdc++6
+    libgcc-s1 libbz2-1.0 liblzma5 libsqlite3-0 libuuid1 libncursesw6 libtinfo6 libreadline8t64
+    libdb5.3t64 media-types tzdata netbase
+  )
+  # pip runs INSIDE the emulated python3.13: it takes the tags (glibc 2.41, cp313, aarch64)
+  # and evaluates the environment markers for the Pi itself. A host pip of another version
+  # would evaluate `python_version` markers for the host (trixie-notes.md).
+  PIP_TARGET_OPTS=(--only-binary=:all:)
+fi
 SETUP_VERSION=1   # bump to invalidate every stamp
 
 # ---------------------------------------------------------------- helpers
@@ -62,6 +115,13 @@ say() { printf '   %s\n' "$*"; }
 warn() { printf '   WARNING: %s\n' "$*" >&2; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 hash_of() { sha256sum | cut -c1-16; }
+# newest cached .deb of a package (arm64, or arch-independent "all") if several accumulated
+cached_deb() {
+  local f=()
+  shopt -s nullglob; f=("$DEBS/${1}"_*_arm64.deb "$DEBS/${1}"_*_all.deb); shopt -u nullglob
+  [[ ${#f[@]} -gt 0 ]] && printf '%s\n' "${f[@]}" | sort -V | tail -n1
+  return 0
+}
 
 if [[ $(id -u) -eq 0 ]]; then SUDO=(); APT_DL_OPTS=(-o APT::Sandbox::User=root)
 elif command -v sudo >/dev/null; then SUDO=(sudo); APT_DL_OPTS=()
@@ -75,6 +135,36 @@ apt_update() {  # at most once per run
   APT_UPDATED=1
 }
 
+# Trixie's packages (arm64 userland, amd64 qemu-user) come through apt with its OWN sources,
+# lists and cache under $CACHE/apt: the host's apt setup and dpkg architectures stay untouched.
+TAPT="$CACHE/apt"
+MIRROR="${PIFED_ARM64_MIRROR:-$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list \
+  /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | tr -d ' ' | sed 's:/$::' || true)}"
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+TAPT_OPTS=(-o "Dir::Etc::sourcelist=$TAPT/sources.list" -o Dir::Etc::sourceparts=-
+  -o "Dir::State::Lists=$TAPT/lists" -o "Dir::Cache=$TAPT/cache" -o Dir::State::status=/dev/null
+  -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o APT::Architectures::=amd64)
+TAPT_UPDATED=0
+tapt_update() {  # at most once per run
+  [[ $TAPT_UPDATED -eq 1 ]] && return 0
+  mkdir -p "$TAPT/lists/partial" "$TAPT/cache/archives/partial"
+  printf 'deb [arch=arm64,amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
+    "$MIRROR" "$RELEASE" "$MIRROR" "$RELEASE-updates" >"$TAPT/sources.list"
+  say "apt-get update ($RELEASE arm64+amd64 lists from $MIRROR, own dir $TAPT)"
+  apt-get -qq "${TAPT_OPTS[@]}" "${APT_DL_OPTS[@]}" update
+  TAPT_UPDATED=1
+}
+#   tapt_download DIR PKG:ARCH...   (refreshes the lists once if they are missing or stale)
+tapt_download() {
+  local dir="$1"; shift
+  mkdir -p "$dir"
+  [[ -f $TAPT/sources.list ]] || tapt_update
+  if ! (cd "$dir" && apt-get -qq "${TAPT_OPTS[@]}" "${APT_DL_OPTS[@]}" download "$@" 2>/dev/null); then
+    tapt_update
+    (cd "$dir" && apt-get -qq "${TAPT_OPTS[@]}" "${APT_DL_OPTS[@]}" download "$@")
+  fi
+}
+
 # One lock so two jobs sharing a cache (CI matrix, two shells) don't interleave.
 exec 9>"$CACHE/.setup.lock"
 flock 9
@@ -82,31 +172,68 @@ flock 9
 printf 'pifed arm64 setup\n  project: %s\n  cache:   %s\n' "$PROJECT" "$CACHE"
 
 # ---------------------------------------------------------------- 1. qemu
-step "1/5 qemu-user-static"
-if ! command -v qemu-aarch64-static >/dev/null; then
-  if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null 2>&1; then
-    apt_update
-    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
+if [[ $RELEASE == trixie ]]; then
+  # Bookworm's qemu 7.2 starts Trixie's Python, but ai-edge-litert 2.x crashes earlier under
+  # it: use Trixie's own static qemu-aarch64 (qemu 10), unpacked into the cache (no install).
+  step "1/5 qemu-aarch64 from $RELEASE's qemu-user:amd64"
+  QEMU="$CACHE/qemu/usr/bin/qemu-aarch64"
+  if [[ -x $QEMU && -f $CACHE/qemu/.pifed-deb ]]; then
+    done_step "present: $("$QEMU" --version | head -1)"
+  else
+    compgen -G "$DEBS/qemu-user_*_amd64.deb" >/dev/null || tapt_download "$DEBS" qemu-user:amd64
+    qdeb="$(printf '%s\n' "$DEBS"/qemu-user_*_amd64.deb | sort -V | tail -n1)"
+    rm -rf "$CACHE/qemu.tmp" "$CACHE/qemu.new"
+    dpkg -x "$qdeb" "$CACHE/qemu.tmp"
+    # The package has every target's emulator (~450 MB unpacked): keep only aarch64's (16 MB).
+    mkdir -p "$CACHE/qemu.new/usr/bin"
+    mv "$CACHE/qemu.tmp/usr/bin/qemu-aarch64" "$CACHE/qemu.new/usr/bin/"
+    basename "$qdeb" >"$CACHE/qemu.new/.pifed-deb"
+    rm -rf "$CACHE/qemu.tmp" "$CACHE/qemu"; mv "$CACHE/qemu.new" "$CACHE/qemu"
+    done_step "unpacked $("$QEMU" --version | head -1)"
   fi
-  done_step "installed $(qemu-aarch64-static --version | head -1)"
 else
-  done_step "present: $(qemu-aarch64-static --version | head -1)"
+  step "1/5 qemu-user-static"
+  if ! command -v qemu-aarch64-static >/dev/null; then
+    if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null 2>&1; then
+      apt_update
+      "${SUDO[@]}" apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
+    fi
+    done_step "installed $(qemu-aarch64-static --version | head -1)"
+  else
+    done_step "present: $(qemu-aarch64-static --version | head -1)"
+  fi
+  QEMU="$(command -v qemu-aarch64-static)"
 fi
-QEMU="$(command -v qemu-aarch64-static)"
+CPU="${PIFED_ARM64_CPU:-cortex-a72}"
+# The emulated python with a clean environment: qemu-user passes the host's environment to
+# the guest and falls back to the host's files (/etc/pip.conf, ~/.config/pip) for any path
+# the root lacks, so drop PYTHON*/PIP_* and HOME and point pip's config at /dev/null.
+guest() {
+  local keep=()
+  for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_NO_CACHE_DIR; do
+    [[ -n ${!v:-} ]] && keep+=("$v=${!v}")
+  done
+  env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME="$CACHE/home" PIP_CONFIG_FILE=/dev/null \
+    PYTHONNOUSERSITE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 QEMU_LD_PREFIX="$ROOT" QEMU_CPU="$CPU" \
+    "${keep[@]}" "$@"
+}
 
 # ---------------------------------------------------------------- 2. root
-step "2/5 emulated root (Debian bookworm arm64) at $ROOT"
+step "2/5 emulated root (Debian $RELEASE arm64) at $ROOT"
 ROOT_LAYOUT=2     # bump when the post-processing of the root changes
 ROOT_KEY="$(printf '%s\n' "v$SETUP_VERSION" "layout$ROOT_LAYOUT" "${DEB_PKGS[@]}" | hash_of)"
-if [[ -x $ROOT/usr/bin/python3.11 && "$(cat "$ROOT/.pifed-stamp" 2>/dev/null)" == "$ROOT_KEY" ]]; then
+if [[ -x $ROOT/usr/bin/python$PYV && "$(cat "$ROOT/.pifed-stamp" 2>/dev/null)" == "$ROOT_KEY" ]]; then
   done_step "up to date (stamp $ROOT_KEY)"
 else
   mkdir -p "$DEBS"
   missing=()
   for p in "${DEB_PKGS[@]}"; do
-    compgen -G "$DEBS/${p}_*_arm64.deb" >/dev/null || missing+=("$p:arm64")
+    [[ -n "$(cached_deb "$p")" ]] || missing+=("$p:arm64")
   done
-  if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ ${#missing[@]} -gt 0 && $RELEASE == trixie ]]; then
+    say "apt-get download ${#missing[@]} $RELEASE arm64 packages"
+    tapt_download "$DEBS" "${missing[@]}"
+  elif [[ ${#missing[@]} -gt 0 ]]; then
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
       say "dpkg --add-architecture arm64"
       "${SUDO[@]}" dpkg --add-architecture arm64
@@ -122,7 +249,7 @@ else
   mkdir -p "$ROOT.tmp"
   for p in "${DEB_PKGS[@]}"; do
     # newest cached build of each package if several accumulated
-    deb="$(ls -1v "$DEBS/${p}"_*_arm64.deb | tail -n1)"
+    deb="$(cached_deb "$p")"
     dpkg -x "$deb" "$ROOT.tmp"
     basename "$deb" >>"$ROOT.tmp/.pifed-debs"
   done
@@ -132,19 +259,41 @@ else
   while IFS= read -r -d '' l; do
     ln -sfn "$(realpath -ms --relative-to="$(dirname "$l")" "$ROOT.tmp$(readlink "$l")")" "$l"
   done < <(find "$ROOT.tmp" -type l -lname '/*' -print0)
+  if [[ $RELEASE == trixie ]]; then
+    # Merged /usr: the loader is /lib/ld-linux-aarch64.so.1, which only usrmerge's links
+    # (not the .debs) provide. Without them qemu: "Could not open '/lib/ld-linux-aarch64.so.1'".
+    for d in bin sbin lib; do
+      if [[ -d $ROOT.tmp/$d && ! -L $ROOT.tmp/$d ]]; then
+        mkdir -p "$ROOT.tmp/usr/$d"; cp -a "$ROOT.tmp/$d/." "$ROOT.tmp/usr/$d/"; rm -rf "${ROOT:?}.tmp/$d"
+      fi
+      ln -sfn "usr/$d" "$ROOT.tmp/$d"
+    done
+  fi
   # /usr/bin/python3 as on the Pi (the python3 package itself is not needed).
-  ln -sfn python3.11 "$ROOT.tmp/usr/bin/python3"
+  ln -sfn "python$PYV" "$ROOT.tmp/usr/bin/python3"
   printf '%s\n' "$ROOT_KEY" >"$ROOT.tmp/.pifed-stamp"
   rm -rf "$ROOT"
   mv "$ROOT.tmp" "$ROOT"
   done_step "built from ${#DEB_PKGS[@]} .debs"
 fi
-say "$(env -u PYTHONPATH -u PYTHONHOME QEMU_LD_PREFIX="$ROOT" QEMU_CPU="${PIFED_ARM64_CPU:-cortex-a72}" \
-  "$QEMU" "$ROOT/usr/bin/python3.11" -S -c \
+say "$(guest "$QEMU" "$ROOT/usr/bin/python$PYV" -S -c \
   'import platform,sys;print("emulated:", platform.machine(), sys.version.split()[0], *platform.libc_ver())')"
 
-# ---------------------------------------------------------------- host pip
-if "$PY" -m pip --version >/dev/null 2>&1; then
+# ---------------------------------------------------------------- pip
+if [[ $RELEASE == trixie ]]; then
+  # The Pi's own pip, from Debian's python3-pip-whl, installed into $CACHE/pip-tool by running
+  # the wheel on itself (ensurepip would re-execute sys.executable: "Exec format error").
+  PIPWHL="$(printf '%s\n' "$ROOT"/usr/share/python-wheels/pip-*.whl | sort -V | tail -n1)"
+  PIPTOOL="$CACHE/pip-tool"
+  if [[ "$(cat "$PIPTOOL/.pifed-stamp" 2>/dev/null)" != "$(basename "$PIPWHL")" ]]; then
+    rm -rf "$PIPTOOL"
+    guest "$QEMU" "$ROOT/usr/bin/python$PYV" "$PIPWHL/pip" install -q --no-index --no-deps \
+      --no-compile --root-user-action=ignore --target "$PIPTOOL" "$PIPWHL"
+    basename "$PIPWHL" >"$PIPTOOL/.pifed-stamp"
+  fi
+  PIP=(guest PYTHONPATH="$PIPTOOL" "$QEMU" "$ROOT/usr/bin/python$PYV" -m pip)
+  say "pip: $("${PIP[@]}" --version | cut -d' ' -f1-2) inside the emulated python$PYV"
+elif "$PY" -m pip --version >/dev/null 2>&1; then
   PIP=("$PY" -m pip)
 elif [[ -n $UV_BIN ]]; then
   PIP=("$UV_BIN" tool run --from pip pip)
@@ -206,6 +355,16 @@ fi
 shopt -s nullglob; wheels=("$DIST"/pifed-*.whl); shopt -u nullglob
 [[ ${#wheels[@]} -eq 1 ]] || die "expected one pifed wheel in $DIST, got ${#wheels[@]}"
 WHEEL="${wheels[0]}"
+OVERRIDE_NAMES=()
+if [[ -n ${OVERRIDE// /} ]]; then
+  # As if pyproject required these instead (e.g. numpy>=2.1.3 until its pins change).
+  # shellcheck disable=SC2086
+  WHEEL="$("$PY" "$LOCKINFO" override "$WHEEL" "$DIST/override" $OVERRIDE 2>"$DIST/override.log")" \
+    || { cat "$DIST/override.log" >&2; die "PIFED_ARM64_OVERRIDE=$OVERRIDE"; }
+  sed 's/^lockinfo: /   /' "$DIST/override.log"
+  warn "PIFED_ARM64_OVERRIDE: the wheel's requirements are overridden ($OVERRIDE); pyproject.toml is not"
+  for r in $OVERRIDE; do OVERRIDE_NAMES+=("$(printf '%s' "${r%%[<>=!~;[ ]*}" | tr 'A-Z_.' 'a-z--')"); done
+fi
 WHEEL_SHA="$(sha256sum "$WHEEL" | cut -c1-16)"
 done_step "$(basename "$WHEEL") sha256:$WHEEL_SHA"
 
@@ -217,7 +376,15 @@ if [[ $LOCK != none && -f $LOCK ]]; then
   say "pinned to $(realpath --relative-to="$PROJECT" "$LOCK" 2>/dev/null || echo "$LOCK") ($(wc -l <"$CONS.new") pins)"
 else
   : >"$CONS.new"
-  warn "no lock ($LOCK): unpinned resolution, like a plain pip install \".[edge]\""
+  say "no lock ($LOCK): unpinned resolution, like a plain pip install \".[edge]\""
+fi
+# An overridden requirement drops its lock pin; PIFED_ARM64_CONSTRAINTS adds pins.
+for n in "${OVERRIDE_NAMES[@]}"; do
+  grep -v "^$n==" "$CONS.new" >"$CONS.new2" || true; mv "$CONS.new2" "$CONS.new"
+done
+if [[ -n $EXTRA_CONS ]]; then
+  say "extra constraints: $EXTRA_CONS ($(grep -cvE '^\s*(#|$)' "$EXTRA_CONS") lines)"
+  grep -vE '^\s*(#|$)' "$EXTRA_CONS" >>"$CONS.new" || true
 fi
 # Keep a previous nearest-version substitution only while the lock is unchanged.
 if [[ -f $CONS.lockhash && "$(cat "$CONS.lockhash")" == "$(hash_of <"$CONS.new")" && -f $CONS ]]; then
@@ -231,7 +398,17 @@ fi
 REQS="$("$PY" "$LOCKINFO" requires "$WHEEL")"
 site_key() { printf '%s\n' "v$SETUP_VERSION" "$REQS" "${PIP_TARGET_OPTS[*]}" "$(cat "$CONS")" | hash_of; }
 SITE_KEY="$(site_key)"
-[[ -s $CONS ]] || SITE_KEY="unpinned-$EPOCHREALTIME"   # unpinned: always re-resolve
+if [[ ! -s $CONS && $RELEASE == trixie ]]; then
+  # Unpinned: resolve against the index every run, but reinstall only when the resolution
+  # changed (an emulated reinstall takes ~50 s; the dry run about a third of that).
+  say "unpinned: pip install --dry-run (index) to see whether the resolution changed"
+  resolved="$(quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" --dry-run \
+    --ignore-installed --report - "${WHEEL}[edge]" | "$PY" "$LOCKINFO" pins-of-report)" \
+    || resolved="failed-$EPOCHREALTIME"
+  SITE_KEY="unpinned-$(printf '%s\n' "$SITE_KEY" "$resolved" | hash_of)"
+elif [[ ! -s $CONS ]]; then
+  SITE_KEY="unpinned-$EPOCHREALTIME"   # unpinned: always re-resolve
+fi
 if [[ -d $SITE && "$(cat "$SITE/.pifed-stamp" 2>/dev/null)" == "$SITE_KEY" ]]; then
   if [[ "$(cat "$SITE/.pifed-wheel" 2>/dev/null)" == "$WHEEL_SHA" ]]; then
     done_step "up to date (wheel, its requirements and the pins unchanged)"
@@ -240,7 +417,9 @@ if [[ -d $SITE && "$(cat "$SITE/.pifed-stamp" 2>/dev/null)" == "$SITE_KEY" ]]; t
     rm -rf "$SITE.pifed"
     quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_INST_Q[@]}" "${PIP_TARGET_OPTS[@]}" \
       --no-index --no-deps --target "$SITE.pifed" "$WHEEL"
-    while read -r top; do rm -rf "${SITE:?}/$top"; done < <("$PY" "$LOCKINFO" toplevel "$SITE" pifed)
+    # Read the whole list first: it names the dist-info whose RECORD it reads.
+    tops="$("$PY" "$LOCKINFO" toplevel "$SITE" pifed)"
+    while read -r top; do [[ -n $top ]] && rm -rf "${SITE:?}/$top"; done <<<"$tops"
     for item in "$SITE.pifed"/* "$SITE.pifed"/.[!.]*; do
       [[ -e $item ]] || continue
       n="$(basename "$item")"
@@ -266,10 +445,10 @@ else
       # (pip index takes neither -q nor --progress-bar; -q would hide its answer)
       avail="$( { "${PIP[@]}" index versions --disable-pip-version-check "${PIP_TARGET_OPTS[@]}" \
                   "$name" 2>/dev/null || true; } | sed -n 's/^Available versions: //p')"
-      [[ -n $avail ]] || die "$name: no aarch64 cp311 wheel at any version on the index"
+      [[ -n $avail ]] || die "$name: no aarch64 cp${PYV/./} wheel at any version on the index"
       # shellcheck disable=SC2086
       alt="$("$PY" "$LOCKINFO" nearest "$name" "$ver" $avail)" || die "no aarch64 wheel of $name"
-      warn "$name $ver (locked) has NO aarch64 cp311 wheel on the index; using nearest: $name $alt"
+      warn "$name $ver (locked) has NO aarch64 cp${PYV/./} wheel on the index; using nearest: $name $alt"
       echo "$name==$alt" >>"$CONS.relaxed"; subst=1
     done < <("$PY" "$LOCKINFO" closure "$LOCK" pifed edge)
     [[ $subst -eq 1 ]] || die "every locked pifed[edge] pin has an aarch64 wheel, yet the set does not resolve (see pip's error above)"
@@ -284,7 +463,10 @@ else
   printf '%s\n' "$SITE_KEY" >"$SITE.tmp/.pifed-stamp"
   printf '%s\n' "$WHEEL_SHA" >"$SITE.tmp/.pifed-wheel"
   rm -rf "$SITE"; mv "$SITE.tmp" "$SITE"
-  done_step "installed"
+  # What was resolved, as pins: PIFED_ARM64_CONSTRAINTS=<this file> makes later runs pinned
+  # (offline from the wheelhouse, and skipped while nothing changes).
+  "$PY" "$LOCKINFO" report "$SITE" none | awk 'NR>1 && $4!="project" {print $1"=="$2}' >"$CACHE/resolved.txt"
+  done_step "installed (pins of this set: $CACHE/resolved.txt)"
 fi
 
 # ---------------------------------------------------------------- 5. test tools
@@ -304,8 +486,9 @@ fi
 printf '\n== aarch64 edge set (versus %s)\n' "$(basename "$LOCK")"
 "$PY" "$LOCKINFO" report "$SITE" "$LOCK"
 gv="$(sed -n 's/^Version: //p' "$SITE"/grpcio-*.dist-info/METADATA 2>/dev/null | head -1)"
-gl="$(grep -A1 '^name = "grpcio"$' "$LOCK" 2>/dev/null | sed -n 's/^version = "\(.*\)"/\1/p' | head -1)"
-if [[ -n $gl && $gv == "$gl" ]]; then say "grpcio: aarch64 wheel $gv matches the lock ($gl)"
+gl="$( { grep -A1 '^name = "grpcio"$' "$LOCK" 2>/dev/null || true; } | sed -n 's/^version = "\(.*\)"/\1/p' | head -1)"
+if [[ ! -f $LOCK ]]; then say "grpcio: aarch64 wheel ${gv:-missing} (no lock to compare)"
+elif [[ -n $gl && $gv == "$gl" ]]; then say "grpcio: aarch64 wheel $gv matches the lock ($gl)"
 else warn "grpcio: aarch64 wheel ${gv:-missing} vs lock ${gl:-none}"; fi
 
 mb() { du -sm "$1" | cut -f1; }
@@ -315,6 +498,7 @@ say "test tools           $(mb "$TESTSITE") MB   $TESTSITE"
 say "emulated root        $(mb "$ROOT") MB   $ROOT"
 say "cached .debs/wheels  $(mb "$DEBS") MB / $(mb "$WHEELHOUSE") MB"
 say "largest in SITE: $(cd "$SITE" && du -sm -- * | sort -rn | head -5 | awk '{printf "%s %sMB, ", $2, $1}' | sed 's/, $//')"
-printf '\nready in %ss. Try:  %s/python %s/smoke.py\n' "$(_ts "$T0")" \
+rel_env=""; [[ $RELEASE == bookworm ]] || rel_env="PIFED_ARM64_RELEASE=$RELEASE "
+printf '\nready in %ss (%s). Try:  %s%s/python %s/smoke.py\n' "$(_ts "$T0")" "$RELEASE" "$rel_env" \
   "$(realpath --relative-to="$PWD" "$HERE" 2>/dev/null || echo "$HERE")" \
   "$(realpath --relative-to="$PWD" "$HERE" 2>/dev/null || echo "$HERE")"

@@ -2,11 +2,14 @@
 
     tools/arm64/python tools/arm64/smoke.py
 
+    PIFED_ARM64_RELEASE=trixie tools/arm64/python tools/arm64/smoke.py
+
 Checks that the aarch64 wheels load and work under Debian bookworm arm64 (Python 3.11.2,
-glibc 2.36): tflite_runtime, ai_edge_litert, pycryptodome (X25519), grpcio (a loopback server
-and RPC), numpy, the pifed wheel itself (every `edge.*` module must import), and that
-TensorFlow is NOT installed. Exits non-zero on any failure. It only uses the standard library
-and the edge set (no pytest).
+glibc 2.36) or trixie arm64 (Python 3.13, glibc 2.41): tflite_runtime (Python < 3.12 only, as
+the edge extra's marker says; on 3.13 it must be absent), ai_edge_litert, pycryptodome
+(X25519), grpcio (a loopback server and RPC), numpy, the pifed wheel itself (every `edge.*`
+module must import), and that TensorFlow is NOT installed. Exits non-zero on any failure. It
+only uses the standard library and the edge set (no pytest).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from collections.abc import Callable
 from concurrent import futures
 
 T0 = time.perf_counter()
+# The release the wrapper runs (tools/arm64/python exports it) and its Python.
+RELEASE = os.environ.get("PIFED_ARM64_RELEASE", "bookworm")
+PYTHON_OF = {"bookworm": (3, 11), "trixie": (3, 13)}
 FAILURES: list[str] = []
 
 
@@ -48,9 +54,12 @@ def ver(dist: str) -> str:
 def platform_info() -> str:
     libc, libc_version = platform.libc_ver()
     assert platform.machine() == "aarch64", platform.machine()
-    assert sys.version_info[:2] == (3, 11), sys.version
+    assert sys.version_info[:2] == PYTHON_OF[RELEASE], (RELEASE, sys.version)
     assert libc == "glibc", libc
-    return f"machine={platform.machine()} python={platform.python_version()} {libc}={libc_version}"
+    return (
+        f"{RELEASE}: machine={platform.machine()} python={platform.python_version()} "
+        f"{libc}={libc_version}"
+    )
 
 
 def no_host_leak() -> str:
@@ -74,7 +83,10 @@ def numpy_check() -> str:
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     assert float((a @ a.T).trace()) == 506.0
     try:
-        from numpy.core._multiarray_umath import __cpu_features__ as feats
+        if int(np.__version__.split(".")[0]) >= 2:
+            from numpy._core._multiarray_umath import __cpu_features__ as feats
+        else:
+            from numpy.core._multiarray_umath import __cpu_features__ as feats
 
         on = ",".join(k for k in ("NEON", "ASIMD", "ASIMDHP", "ASIMDDP", "SVE") if feats.get(k))
     except ImportError:
@@ -92,6 +104,12 @@ def litert_check() -> str:
 
 
 def tflite_check() -> str:
+    if sys.version_info >= (3, 12):  # edge extra: tflite-runtime==2.14.0; python_version < '3.12'
+        try:
+            importlib.import_module("tflite_runtime")
+        except ModuleNotFoundError:
+            return "not in the edge set on Python >= 3.12 (no wheels), as it must be"
+        raise AssertionError("tflite_runtime is installed on Python >= 3.12")
     import tflite_runtime
     from tflite_runtime import interpreter as tfl
 
