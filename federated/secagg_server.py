@@ -24,6 +24,10 @@ client keys; nothing of the old session verifies in it.
 The server only ever holds masked vectors, the sum, the self-mask seeds ``b_u`` of survivors
 and the masking keys ``s_u^SK`` of clients that dropped before submitting -- never both secrets
 of one client, which is what keeps each individual update hidden.
+
+Why one file of over 400 lines: the server's stages share the session's state (who is
+expected, who dropped at which stage, the running masked sum) and its invariants; it is read
+top to bottom against Fig. 4 of the paper, as the client's half is.
 """
 
 from __future__ import annotations

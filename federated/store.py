@@ -6,6 +6,9 @@ blobs in ``<db>.blobs/``, written (fsync + rename) *before* the row that names t
 a ``kill -9`` at any instant leaves either a complete version or an unreferenced blob, never a
 row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a committed round or
 version survives a crash. Every multi-row change is one transaction.
+
+Why one file of over 400 lines: the schema and every transaction that writes it sit together,
+so that each multi-row change is visibly one transaction against the tables it touches.
 """
 
 from __future__ import annotations

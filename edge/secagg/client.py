@@ -16,6 +16,10 @@ talked into revealing both shares of a peer. A request for another session raise
 :class:`SessionMismatch` and leaves the current session alone. A new round nonce (e.g. after a
 coordinator restart) abandons the old session; its secrets are gone, so old unmasking requests
 can never be answered.
+
+Why one file of over 400 lines: the four stages and their checks are one state machine whose
+invariants (never answer for both shares of a peer, drop secrets on any session fault) span
+all of them; it is read top to bottom against Fig. 4 of the paper.
 """
 
 from __future__ import annotations

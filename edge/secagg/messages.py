@@ -24,6 +24,10 @@ type   message                 body
 8      UnmaskReply             client u32, session[32], list<owner u32, b_share[32]>,
                                list<owner u32, sk_share[32]>
 =====  ======================  ===========================================================
+
+Why one file of over 400 lines: the byte format is the protocol between Pis and coordinators
+of different versions, so all eight message types and their strict decoders are reviewed in
+one place (known-answer vectors in tests/edge/secagg/test_known_answers_wire.py pin them).
 """
 
 from __future__ import annotations
