@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +89,9 @@ class EdgeConfig:
     # Fault injection for tests and drills: the process dies (os._exit, no clean-up) right
     # after answering this task or secure-aggregation stage, like a Pi losing power.
     exit_after: str | None = None
+    # Fault injection: the process dies of SIGSEGV inside this task kind, like a native crash
+    # in a TFLite runtime (the supervisor then reports the task and restarts the Pi's worker).
+    crash_in: str | None = None
 
 
 class EdgeClient:
@@ -166,7 +170,11 @@ class EdgeClient:
         task_id = frame.get("task", str)
         handler = self._handlers[type(task)]
         reply: Reply
+        self.state.mark_inflight(task_id, task.kind)
         try:
+            if self.cfg.crash_in == task.kind:
+                self._emit({"event": "fault_crash", "in": task.kind})
+                os.kill(os.getpid(), signal.SIGSEGV)  # a native crash, as the drill wants
             reply = handler(channel, task, frame.payload)
         except (SecAggError, ManifestError, WireError, ValueError, KeyError) as e:
             log.warning("task %s failed: %s: %s", task.kind, type(e).__name__, e)
@@ -176,6 +184,7 @@ class EdgeClient:
             {"event": task.kind, **{k: v for k, v in head.items() if k not in ("metrics", "task")}}
         )
         channel.submit(head, payload)
+        self.state.clear_inflight()
         stage = head.get("stage")
         if self.cfg.exit_after is not None and self.cfg.exit_after in (task.kind, stage):
             self._emit({"event": "fault_exit", "after": self.cfg.exit_after})

@@ -7,6 +7,8 @@ Layout::
       versions/v<N>/          manifest.json + the artifacts of model version N
       current -> versions/vN  the deployed version: what `pifed predict --state` uses
       previous -> versions/vM the version before it (kept for rollback)
+      inflight.json           the task being worked on, if any: after a native crash the
+                              supervisor reports exactly that task as failed (edge.supervisor)
 
 A deployment writes the new version into a temporary folder, fsyncs it, renames it into place,
 then swaps the ``current`` symlink with ``os.replace`` (atomic on POSIX). A crash at any point
@@ -16,6 +18,7 @@ leaves ``current`` pointing at a complete version.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -64,6 +67,31 @@ class DeviceState:
             write_atomic(folder / name, data)
         ModelManifest.load(folder)  # must parse before anything uses it
         return folder
+
+    # -- the task in flight ----------------------------------------------------------------------
+    @property
+    def inflight_path(self) -> Path:
+        """Where the task being worked on is noted."""
+        return self.root / "inflight.json"
+
+    def mark_inflight(self, task_id: str, kind: str) -> None:
+        """Note the task about to run (atomically), so a crash inside it can be reported."""
+        write_atomic(self.inflight_path, json.dumps({"task": task_id, "kind": kind}).encode())
+
+    def clear_inflight(self) -> None:
+        """The task was answered: nothing to report if the process dies now."""
+        self.inflight_path.unlink(missing_ok=True)
+
+    def take_inflight(self) -> tuple[str, str] | None:
+        """The (task id, kind) a dead process was working on, forgotten once read."""
+        try:
+            note = json.loads(self.inflight_path.read_text(encoding="utf-8"))
+            task, kind = note["task"], note["kind"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        finally:
+            self.clear_inflight()
+        return (task, kind) if isinstance(task, str) and isinstance(kind, str) else None
 
     # -- deployment ----------------------------------------------------------------------------
     def deployed_dir(self) -> Path | None:
