@@ -70,7 +70,9 @@ _KNOWN_ERRORS: tuple[type[BaseException], ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, dispatch to ``pifed.commands.<command>.run``, and turn known errors into exit 2."""
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw)
+    args.argv = raw  # the command line as given: `pifed edge` re-runs it as its worker
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         # A module may register several subcommands; it names itself in `module`.

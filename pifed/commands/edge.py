@@ -49,12 +49,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="drills and tests: die right after answering STAGE (train, "
         "AdvertiseKeysRequest, ShareKeysRequest, MaskedInputRequest, ...)",
     )
+    p.add_argument(
+        "--fault-crash-in",
+        metavar="KIND",
+        choices=("train", "secagg", "evaluate", "deploy"),
+        default=None,
+        help="drills and tests: the worker dies of SIGSEGV inside the first task of KIND, as a "
+        "native crash; the supervisor reports it and restarts the worker without the fault",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Poll until SIGTERM/SIGINT; one JSON line per task on stderr."""
     from edge.device_token import TokenError, resolve_token
     from edge.fleet_client import DeviceRejected, EdgeClient, EdgeConfig
+    from edge.state import DeviceState
+    from edge.supervisor import is_worker, supervise, watch_parent
     from edge.transport import ChannelConfig
     from model.dataset import resolve_data_dir
 
@@ -63,10 +73,6 @@ def run(args: argparse.Namespace) -> int:
     except TokenError as e:
         print(f"pifed edge: error: {e}", file=sys.stderr)
         return 2
-
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
 
     def log(event: dict[str, Any]) -> None:
         print(json.dumps(event, sort_keys=True), file=sys.stderr, flush=True)
@@ -78,12 +84,25 @@ def run(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         max_bytes=args.max_bytes,
     )
+    if not is_worker():
+        # This process supervises; the fleet client runs in a worker it restarts after a
+        # native crash (edge/supervisor.py). The worker gets the same arguments.
+        argv = args.argv[args.argv.index("edge") + 1 :]
+        return supervise(argv, channel, DeviceState(args.state), log)
+    watch_parent()
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     client = EdgeClient(
         channel,
         resolve_data_dir(args.data),
         args.state,
         EdgeConfig(
-            holdout_frac=args.holdout_frac, seed=args.seed, exit_after=args.fault_exit_after
+            holdout_frac=args.holdout_frac,
+            seed=args.seed,
+            exit_after=args.fault_exit_after,
+            crash_in=args.fault_crash_in,
         ),
         on_event=log,
     )

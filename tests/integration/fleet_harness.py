@@ -33,6 +33,7 @@ class Edge:
         ca: Path | None,
         seed: int = 0,
         exit_after: str | None = None,
+        crash_in: str | None = None,
     ) -> None:
         self.name = name
         self.log = root / f"{name}.log"
@@ -56,6 +57,7 @@ class Edge:
                 "--seed",
                 str(seed),
                 *(["--fault-exit-after", exit_after] if exit_after else []),
+                *(["--fault-crash-in", crash_in] if crash_in else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.log, "wb"),  # noqa: SIM115

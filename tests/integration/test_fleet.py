@@ -399,3 +399,59 @@ def test_a_one_language_pi_joins_and_a_pi_with_an_unknown_language_is_dropped_at
         for e in edges:
             e.stop()
         server.close()
+
+
+def test_a_native_crash_in_training_is_reported_and_the_pi_rejoins(
+    tmp_path: Path, fleet_model: Path, certs: Path, ds: NamesDataset
+) -> None:
+    """Pi 2's worker dies of SIGSEGV inside training (as ai-edge-litert's train does on an
+    emulated Trixie Pi). Its supervisor answers the training task as failed, so the coordinator
+    drops it at once (not after the 300 s training timeout), and restarts the worker, which
+    takes part in the next round."""
+    cfg = _cfg(rounds=2, min_devices=3, threshold=2, train_timeout=300.0)
+    store = Store(tmp_path / "fleet.db")
+    tokens = [store.enroll(f"pi-{i}") for i in range(3)]
+    store.close()
+    server = FleetServer.start(tmp_path / "fleet.db", fleet_model, cfg, "127.0.0.1:0", certs)
+    rows = np.random.default_rng(0).permutation(len(ds))
+    edges = [
+        Edge(
+            f"pi-{i}",
+            server.port,
+            tok,
+            write_device_names(
+                ds,
+                rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE],
+                tmp_path / f"pi-{i}" / "names",
+            ),
+            tmp_path,
+            certs / "ca.pem",
+            seed=i,
+            crash_in="train" if i == 2 else None,
+        )
+        for i, tok in enumerate(tokens)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while len(server.coordinator.live_devices()) < 3:
+            assert time.monotonic() < deadline, "the three edge processes never all connected"
+            time.sleep(0.1)
+        t = time.monotonic()
+        first = server.coordinator.run_round()
+        assert time.monotonic() - t < 60, "the round waited for the crashed Pi"
+        assert first["ok"] and first["survivors"] == 2, first
+        events = edges[2].events()
+        crash = [e for e in events if e.get("event") == "crash"]
+        assert crash == [{"event": "crash", "signal": "SIGSEGV", "task": "train"}], events
+        assert any(e.get("event") == "restart" for e in events)
+        assert edges[2].proc.poll() is None  # the Pi is still up
+        deadline = time.monotonic() + 120
+        while len(server.coordinator.live_devices()) < 3:
+            assert time.monotonic() < deadline, "the restarted worker never came back"
+            time.sleep(0.1)
+        second = server.coordinator.run_round()
+        assert second["ok"] and second["survivors"] == 3, second
+    finally:
+        for e in edges:
+            e.stop()
+        server.close()
