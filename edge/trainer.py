@@ -65,8 +65,12 @@ class OnDeviceTrainer:
         check_ids(x, self.max_len)
         if x.shape[0] != self.batch or y.shape != (self.batch,) or w.shape != (self.batch,):
             raise ValueError(f"train_step needs a batch of exactly {self.batch} rows")
+        # The rate goes in as shape [1], not as a scalar: ai-edge-litert's signature runner
+        # (1.4 to 2.3) resizes every input to its value's shape, and on aarch64 resizing to
+        # rank 0 runs memset over 2**64 - 4 bytes and segfaults (tools/arm64/README.md). The
+        # graph broadcasts [1] exactly as it did the scalar: the same step, bit for bit.
         out = self._train(
-            x=x, y=y.astype(np.int32), w=w.astype(np.float32), lr=np.array(lr, np.float32)
+            x=x, y=y.astype(np.int32), w=w.astype(np.float32), lr=np.array([lr], np.float32)
         )
         return float(out["loss"])
 
