@@ -35,12 +35,8 @@ from edge.evaluate import evaluate_names, labels_for_model
 from edge.local_trainer import LocalTrainer
 from edge.runtime import Classifier
 from edge.secagg import (
-    AdvertiseKeysRequest,
-    ClientMessage,
     ClientProtocol,
-    MaskedInputRequest,
     SecAggError,
-    ShareKeysRequest,
     UnmaskRequest,
     decode_message,
 )
@@ -255,20 +251,10 @@ class EdgeClient:
         if self._secagg is None or self._update is None:
             raise WireError("secure-aggregation request without a training task this session")
         msg = decode_message(payload)
-        client = self._secagg
-        reply: ClientMessage
-        if isinstance(msg, AdvertiseKeysRequest):
-            reply = client.advertise_keys(msg)
-        elif isinstance(msg, ShareKeysRequest):
-            reply = client.share_keys(msg)
-        elif isinstance(msg, MaskedInputRequest):
-            delta, n = self._update
-            reply = client.masked_input(msg, [delta], n)
-        elif isinstance(msg, UnmaskRequest):
-            reply = client.unmask(msg)
+        delta, n = self._update
+        reply = self._secagg.respond(msg, [delta], n)
+        if isinstance(msg, UnmaskRequest):
             self._update = None  # the update is no longer needed: forget it
-        else:
-            raise WireError(f"unexpected secure-aggregation message {type(msg).__name__}")
         return SecAggReply(type(msg).__name__, reply.to_bytes())
 
     def _on_evaluate(

@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from edge.secagg import (
-    AdvertiseKeysRequest,
     ClientMessage,
     ClientProtocol,
     DeterministicRandom,
@@ -36,9 +35,7 @@ from edge.secagg import (
     SecAggConfig,
     SecAggError,
     ServerMessage,
-    ShareKeysRequest,
     Stage,
-    UnmaskRequest,
     decode_message,
 )
 from federated.secagg_server import AggregateResult, ServerProtocol
@@ -125,14 +122,8 @@ class LocalRound:
         client = self.clients[cid]
         try:
             request = decode_message(data)
-            if isinstance(request, AdvertiseKeysRequest):
-                return client.advertise_keys(request)
-            if isinstance(request, ShareKeysRequest):
-                return client.share_keys(request)
-            if isinstance(request, MaskedInputRequest):
-                return client.masked_input(request, self.client_input(cid), self.examples[cid])
-            assert isinstance(request, UnmaskRequest)
-            return client.unmask(request)
+            update = self.client_input(cid) if isinstance(request, MaskedInputRequest) else None
+            return client.respond(request, update, self.examples[cid])
         except SecAggError as exc:
             if not self.catch:
                 raise

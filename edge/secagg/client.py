@@ -52,9 +52,11 @@ from .masking import masked_input
 from .messages import (
     AdvertiseKeysReply,
     AdvertiseKeysRequest,
+    ClientMessage,
     EncryptedShare,
     MaskedInputReply,
     MaskedInputRequest,
+    Message,
     ShareKeysReply,
     ShareKeysRequest,
     UnmaskReply,
@@ -156,6 +158,30 @@ class ClientProtocol:
         self._stage = None
 
     # -- stages -------------------------------------------------------------------------------
+
+    def respond(
+        self,
+        request: Message | bytes,
+        update: Sequence[np.ndarray] | None = None,
+        num_examples: int = 0,
+    ) -> ClientMessage:
+        """Answer whichever stage ``request`` opens: the one entry point a transport needs.
+
+        ``update`` and ``num_examples`` are used by the masked-input stage only; a masked-input
+        request without an update raises (StageError) rather than mask nothing.
+        """
+        req = decode_message(request) if isinstance(request, bytes) else request
+        if isinstance(req, AdvertiseKeysRequest):
+            return self.advertise_keys(req)
+        if isinstance(req, ShareKeysRequest):
+            return self.share_keys(req)
+        if isinstance(req, MaskedInputRequest):
+            if update is None:
+                raise StageError("a masked-input request needs the update to mask")
+            return self.masked_input(req, update, num_examples)
+        if isinstance(req, UnmaskRequest):
+            return self.unmask(req)
+        raise StageError(f"{type(req).__name__} is not a request a client answers")
 
     def advertise_keys(self, request: AdvertiseKeysRequest | bytes) -> AdvertiseKeysReply:
         """Start a session: draw fresh c and s key pairs and advertise their public keys."""

@@ -16,11 +16,7 @@ import numpy as np
 import pytest
 
 from edge.secagg import (
-    AdvertiseKeysRequest,
     ClientProtocol,
-    MaskedInputRequest,
-    ShareKeysRequest,
-    UnmaskRequest,
     decode_message,
 )
 from edge.tasks import (
@@ -161,15 +157,7 @@ class FakePi:
             if self.client is None:  # as the real edge: no session without a training task
                 return ErrorReply("WireError: secure-aggregation request without a training task")
             msg = decode_message(payload)
-            if isinstance(msg, AdvertiseKeysRequest):
-                out = self.client.advertise_keys(msg)
-            elif isinstance(msg, ShareKeysRequest):
-                out = self.client.share_keys(msg)
-            elif isinstance(msg, MaskedInputRequest):
-                out = self.client.masked_input(msg, [self.update], self.examples)
-            else:
-                assert isinstance(msg, UnmaskRequest)
-                out = self.client.unmask(msg)
+            out = self.client.respond(msg, [self.update], self.examples)
             return SecAggReply(type(msg).__name__, out.to_bytes())
         if isinstance(task, EvaluateTask):
             return EvaluateReply(

@@ -418,3 +418,22 @@ def test_a_request_just_within_the_deadline_is_answered() -> None:
     timeouts = relay.config.timeouts
     relay.clock.now += timeouts.share_keys + timeouts.masked_input_collection
     assert relay.clients[1].masked_input(relay.masked_request(1), _update(1), 3)
+
+
+def test_respond_answers_each_stage_as_its_own_method_does() -> None:
+    """The transports' one entry point gives the same bytes as the stage methods."""
+    by_method, by_respond = Relay.build(seed=b"same"), Relay.build(seed=b"same")
+    request = AdvertiseKeysRequest(by_method.nonce, by_method.config.digest)
+    for cid in by_method.clients:
+        assert (
+            by_method.clients[cid].advertise_keys(request).to_bytes()
+            == by_respond.clients[cid].respond(request.to_bytes()).to_bytes()
+        )
+    relay = Relay.build()
+    relay.share()
+    client = relay.clients[1]
+    with pytest.raises(StageError, match="needs the update"):
+        client.respond(relay.masked_request(1))
+    assert client.respond(relay.masked_request(1), _update(1), 3).client_id == 1
+    with pytest.raises(StageError, match="not a request a client answers"):
+        client.respond(relay.share_replies[2])

@@ -44,16 +44,7 @@ SCRIPT = textwrap.dedent(
     outbox = server.start()
     while not server.finished:
         for cid, message in outbox.items():
-            request = sa.decode_message(message.to_bytes())
-            client = clients[cid]
-            if isinstance(request, sa.AdvertiseKeysRequest):
-                reply = client.advertise_keys(request)
-            elif isinstance(request, sa.ShareKeysRequest):
-                reply = client.share_keys(request)
-            elif isinstance(request, sa.MaskedInputRequest):
-                reply = client.masked_input(request, [updates[cid]], 1)
-            else:
-                reply = client.unmask(request)
+            reply = clients[cid].respond(message.to_bytes(), [updates[cid]], 1)
             server.receive(reply.to_bytes())
         outbox = server.poll()
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED | {"tensorflow", "grpc"})
