@@ -96,6 +96,30 @@ def choose_trainer(
     )
 
 
+def check_runtimes(env: dict[str, str] | None = None) -> str:
+    """At start-up: can this Pi evaluate and train at all? Raises with the fix if not.
+
+    Evaluation needs a TFLite runtime (the Pi scores the exact file it would deploy); training
+    always has the numpy trainer, unless ``PIFED_TRAINER=tflite`` insists on a runtime.
+    Returns a one-line summary for the log.
+    """
+    from edge.runtime import runtime_name
+
+    env = dict(os.environ if env is None else env)
+    wanted = env.get(TRAINER_ENV, "").strip() or "auto"
+    if wanted not in (*TRAINERS, "auto"):
+        raise TrainerChoiceError(
+            f"{TRAINER_ENV}={wanted!r}: use tflite, numpy or auto (the default)"
+        )
+    inference = runtime_name("inference")  # raises RuntimeMissing naming the fix
+    if wanted == "tflite":
+        training = runtime_name("training")
+        return f"inference on {inference}, training on {training} ({TRAINER_ENV}=tflite)"
+    if wanted == "numpy":
+        return f"inference on {inference}, training on numpy ({TRAINER_ENV}=numpy)"
+    return f"inference on {inference}; the trainer is probed with the first train program"
+
+
 def probe(folder: Path) -> dict[str, object]:
     """One SGD step of each trainer from the same weights and batch (run in a child)."""
     from edge.runtime import runtime_name

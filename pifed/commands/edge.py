@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     """Poll until SIGTERM/SIGINT; one JSON line per task on stderr."""
     from edge.device_token import TokenError, resolve_token
     from edge.fleet_client import DeviceRejected, EdgeClient, EdgeConfig
+    from edge.runtime import RuntimeMissing
     from edge.state import DeviceState
     from edge.supervisor import is_worker, supervise, watch_parent
+    from edge.trainer_choice import TrainerChoiceError, check_runtimes
     from edge.transport import ChannelConfig
     from model.dataset import resolve_data_dir
 
@@ -85,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
     )
     if not is_worker():
+        try:
+            runtimes = check_runtimes()
+        except (RuntimeMissing, TrainerChoiceError) as e:
+            print(f"pifed edge: error: this Pi cannot take part: {e}", file=sys.stderr)
+            return 2
+        log({"event": "runtimes", "summary": runtimes})
         # This process supervises; the fleet client runs in a worker it restarts after a
         # native crash (edge/supervisor.py). The worker gets the same arguments.
         argv = args.argv[args.argv.index("edge") + 1 :]

@@ -105,3 +105,18 @@ def test_every_artifact_loads_and_runs_on_each_runtime(
     trainer = OnDeviceTrainer(model_dir)
     assert type(trainer._interp).__module__ == f"{name}.interpreter"
     assert len(trainer.weights()) == len(trainer.manifest.weights)
+
+
+def test_a_pi_without_an_inference_runtime_is_told_so_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from edge.runtime import RuntimeMissing
+    from edge.trainer_choice import TRAINER_ENV, TrainerChoiceError, check_runtimes
+
+    assert "probed" in check_runtimes({})
+    assert "training on numpy" in check_runtimes({TRAINER_ENV: "numpy"})
+    with pytest.raises(TrainerChoiceError, match="use tflite, numpy or auto"):
+        check_runtimes({TRAINER_ENV: "cuda"})
+    monkeypatch.setenv("PIFED_TFLITE_RUNTIME", "no_such_runtime")
+    with pytest.raises(RuntimeMissing, match="is not a TFLite runtime"):
+        check_runtimes({})
