@@ -36,6 +36,7 @@ import numpy as np
 from benchmarks.suite.contract import module_command, module_env, suite_parser, write_section
 from benchmarks.suite.interleaved_timing import Contestant, summary, time_interleaved
 from edge.evaluate import labels_for_model
+from edge.numpy_trainer import NumpyTrainer
 from edge.trainer import OnDeviceTrainer
 from model.dataset import load_names, resolve_data_dir
 from model.partition import partition
@@ -89,6 +90,24 @@ def tflite_step_contestants(
 
         out.append(Contestant(f"tflite@{t}", step, block))
     return out
+
+
+def numpy_step_contestant(
+    model_dir: Path,
+    reference: OnDeviceTrainer,
+    batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    block: int,
+) -> Contestant:
+    """The numpy trainer stepping through the same batches from the TFLite trainer's weights."""
+    trainer = NumpyTrainer(model_dir)
+    trainer.set_weights(reference.flat_weights())
+    it = iter(_forever(batches))
+
+    def step() -> float:
+        x, y, w = next(it)
+        return trainer.train_step(x, y, w, LEARNING_RATE)
+
+    return Contestant("numpy", step, block)
 
 
 def _forever(items: list[Any]) -> Any:
@@ -216,6 +235,10 @@ def keras_and_tflite_steps(
     threads = (tf_threads,) if tf_threads else THREADS
     contestants = tflite_step_contestants(run / "model", batches, block, threads)
     contestants.append(Contestant("keras", keras_step, kblock))
+    if not tf_threads:
+        # The numpy trainer a Pi falls back to (edge/trainer_choice.py), on the same batches
+        # from the same weights: what that fallback costs per step.
+        contestants.append(numpy_step_contestant(run / "model", trainer, batches, block))
     cpu: dict[str, list[float]] = {}
     times = time_interleaved(contestants, rounds, seed, cpu)
     by = step_figures(times, threads)
@@ -224,6 +247,15 @@ def keras_and_tflite_steps(
     k = summary(times["keras"])
     keras_cpu_ms = float(np.median(cpu["keras"])) * 1e3
     head = str(tf_threads or HEADLINE_THREADS)
+    numpy_figures: dict[str, Any] = {}
+    if "numpy" in times:
+        n = summary(times["numpy"])
+        numpy_figures = {
+            "numpy_step_p50_ms": n["p50_us"] / 1e3,
+            "numpy_step_p99_ms": n["p99_us"] / 1e3,
+            "numpy_cpu_ms": float(np.median(cpu["numpy"])) * 1e3,
+            "numpy_over_tflite_step": n["p50_us"] / 1e3 / by[head]["p50_ms"],
+        }
     figures = {
         "batch": trainer.batch,
         "threads": list(threads),
@@ -241,6 +273,7 @@ def keras_and_tflite_steps(
         "keras_cpu_ms": keras_cpu_ms,
         "tflite_cpu_ms": by[head]["cpu_ms"],
         "keras_over_tflite_cpu": keras_cpu_ms / by[head]["cpu_ms"],
+        **numpy_figures,
     }
     return figures, model, trainer
 

@@ -45,6 +45,16 @@ def _step_rows(st: dict[str, Any]) -> list[list[str]]:
                 num(f.get("cpu_ms"), ".2f"),
             ]
         )
+    if "numpy_step_p50_ms" in st:
+        rows.append(
+            [
+                "numpy trainer (the fallback), same batches",
+                "numpy default",
+                num(st["numpy_step_p50_ms"], ".2f"),
+                num(st["numpy_step_p99_ms"], ".2f"),
+                num(st.get("numpy_cpu_ms"), ".2f"),
+            ]
+        )
     same = st.get("same_threads") or {}
     if "keras_step_p50_ms" in same:
         rows.append(
@@ -84,6 +94,8 @@ def section(s: dict[str, Any]) -> str:
         text += f"; CPU time per step, Keras / TFLite: {st['keras_over_tflite_cpu']:.2f}x"
     if "keras_over_tflite_step" in same:
         text += f"; both at 1 thread: **{same['keras_over_tflite_step']:.2f}x**"
+    if "numpy_over_tflite_step" in st:
+        text += f"; numpy trainer / TFLite (1 thread) step: {st['numpy_over_tflite_step']:.2f}x"
     elif "error" in same:
         text += f"; the 1-thread comparison failed ({same['error']})"
     text += (

@@ -176,6 +176,11 @@ def test_training_compares_step_and_local_epoch(bench_all: tuple[Path, dict, str
     assert step["keras_over_tflite_step"] == pytest.approx(
         step["keras_step_p50_ms"] / step["tflite_step_p50_ms"]
     )
+    # The numpy fallback trainer, side by side on the same batches.
+    assert _positive(step["numpy_step_p50_ms"], step["numpy_cpu_ms"])
+    assert step["numpy_over_tflite_step"] == pytest.approx(
+        step["numpy_step_p50_ms"] / step["tflite_step_p50_ms"]
+    )
     same = step["same_threads"]  # Keras pinned to 1 thread beside TFLite at 1 thread
     assert same["keras_threads"] == 1 and tuple(same["tflite_by_threads"]) == ("1",)
     assert _positive(same["keras_step_p50_ms"], same["tflite_step_p50_ms"])
