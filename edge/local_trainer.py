@@ -115,3 +115,46 @@ def run_epochs(
         if budget == 0:
             break
     return losses
+
+
+class EpochTrainer:
+    """What both trainers share: the batch checks and epochs of fixed batches through their own
+    one-batch ``train_step``, so the two cannot drift apart in how they walk the data."""
+
+    batch: int
+    max_len: int
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> float:
+        """One SGD step on exactly one fixed-size batch; returns the weighted loss."""
+        raise NotImplementedError
+
+    def check_batch(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+        """Refuse a batch the ``train`` signature could not take (ids, then shapes)."""
+        check_ids(x, self.max_len)
+        if x.shape[0] != self.batch or y.shape != (self.batch,) or w.shape != (self.batch,):
+            raise ValueError(f"train_step needs a batch of exactly {self.batch} rows")
+
+    def train_epochs(
+        self,
+        ids: np.ndarray,
+        labels: np.ndarray,
+        epochs: int,
+        lr: float,
+        rng: np.random.Generator,
+        sample_weights: np.ndarray | None = None,
+        max_steps: int | None = None,
+    ) -> list[float]:
+        """Shuffled SGD epochs over local data; returns the mean loss of each epoch
+        (:func:`run_epochs`: the same ``rng`` gives the same batches on either trainer)."""
+        return run_epochs(
+            self.train_step,
+            ids,
+            labels,
+            epochs,
+            lr,
+            rng,
+            self.batch,
+            self.max_len,
+            sample_weights,
+            max_steps,
+        )

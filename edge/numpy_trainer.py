@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.local_trainer import run_epochs
+from edge.local_trainer import EpochTrainer
 from edge.runtime import InputShapeError, check_ids
 from model.config import ModelConfig
 from model.manifest import ModelManifest, WeightShapeError, flatten_weights, unflatten_weights
@@ -170,7 +170,7 @@ def weighted_cross_entropy_grad(
     return loss, (d_logits * scale[:, None]).astype(F32)
 
 
-class NumpyTrainer:
+class NumpyTrainer(EpochTrainer):
     """A model directory's classifier, trained by SGD in numpy (no TensorFlow, no TFLite).
 
     It starts with no weights: a round loads the global model with :meth:`set_weights`
@@ -270,42 +270,12 @@ class NumpyTrainer:
 
     def train_step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> float:
         """One SGD step on exactly one fixed-size batch; returns the weighted loss."""
-        check_ids(x, self.max_len)
-        if x.shape[0] != self.batch or y.shape != (self.batch,) or w.shape != (self.batch,):
-            raise ValueError(f"train_step needs a batch of exactly {self.batch} rows")
+        self.check_batch(x, y, w)
         loss, grads = self.gradients(x, y.astype(np.int32), w)
         rate = F32(lr)
         for tensor, grad in zip(self._tensors, grads, strict=True):
             tensor -= rate * grad
         return loss
-
-    def train_epochs(
-        self,
-        ids: np.ndarray,
-        labels: np.ndarray,
-        epochs: int,
-        lr: float,
-        rng: np.random.Generator,
-        sample_weights: np.ndarray | None = None,
-        max_steps: int | None = None,
-    ) -> list[float]:
-        """Shuffled SGD epochs over local data; returns the mean loss of each epoch.
-
-        The same batches as :meth:`edge.trainer.OnDeviceTrainer.train_epochs` for the same
-        ``rng`` (:func:`edge.local_trainer.run_epochs`), ``max_steps`` capping the batches.
-        """
-        return run_epochs(
-            self.train_step,
-            ids,
-            labels,
-            epochs,
-            lr,
-            rng,
-            self.batch,
-            self.max_len,
-            sample_weights,
-            max_steps,
-        )
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
         """float32 logits [n, classes] of the current weights (the ``infer`` signature)."""

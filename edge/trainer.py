@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.local_trainer import Batch, fixed_batches, run_epochs
+from edge.local_trainer import Batch, EpochTrainer, fixed_batches
 from edge.runtime import check_ids, make_interpreter
 from model.manifest import ModelManifest, flatten_weights, unflatten_weights
 
@@ -22,7 +22,7 @@ def _weight_key(i: int) -> str:
     return f"w{i:03d}"
 
 
-class OnDeviceTrainer:
+class OnDeviceTrainer(EpochTrainer):
     """The train artifact of a model directory, ready to train, infer and swap weights."""
 
     def __init__(self, directory: str | os.PathLike[str], num_threads: int | None = None) -> None:
@@ -62,9 +62,7 @@ class OnDeviceTrainer:
 
     def train_step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> float:
         """One SGD step on exactly one fixed-size batch; returns the weighted loss."""
-        check_ids(x, self.max_len)
-        if x.shape[0] != self.batch or y.shape != (self.batch,) or w.shape != (self.batch,):
-            raise ValueError(f"train_step needs a batch of exactly {self.batch} rows")
+        self.check_batch(x, y, w)
         # The rate goes in as shape [1], not as a scalar: ai-edge-litert's signature runner
         # (1.4 to 2.3) resizes every input to its value's shape, and on aarch64 resizing to
         # rank 0 runs memset over 2**64 - 4 bytes and segfaults (tools/arm64/README.md). The
@@ -73,36 +71,6 @@ class OnDeviceTrainer:
             x=x, y=y.astype(np.int32), w=w.astype(np.float32), lr=np.array([lr], np.float32)
         )
         return float(out["loss"])
-
-    def train_epochs(
-        self,
-        ids: np.ndarray,
-        labels: np.ndarray,
-        epochs: int,
-        lr: float,
-        rng: np.random.Generator,
-        sample_weights: np.ndarray | None = None,
-        max_steps: int | None = None,
-    ) -> list[float]:
-        """Shuffled SGD epochs over local data; returns the mean loss of each epoch.
-
-        ``max_steps`` stops after that many batches in all (the last epoch may be partial and
-        its loss is the mean over the batches it ran): more frequent averaging with fewer
-        local steps is what the simulation found to keep FedAvg level with centralized
-        training (docs/simulation.md).
-        """
-        return run_epochs(
-            self.train_step,
-            ids,
-            labels,
-            epochs,
-            lr,
-            rng,
-            self.batch,
-            self.max_len,
-            sample_weights,
-            max_steps,
-        )
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
         """Logits from the ``infer`` signature of the current (possibly trained) weights."""
