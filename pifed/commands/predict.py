@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from pifed import flags
 
@@ -30,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from edge.runtime import Classifier
 
     if args.state:
+        damage = _deployed_damage(args.state)
+        if damage is not None:
+            print(f"pifed predict: error: {damage}", file=sys.stderr)
+            return 2
         from edge.state import DeviceState
 
         deployed = DeviceState(args.state).deployed_dir()
@@ -58,3 +63,16 @@ def run(args: argparse.Namespace) -> int:
         for lang, p in ranked:
             print(f"  {lang:<12} {p:6.1%}")
     return 0
+
+
+def _deployed_damage(state_dir: str) -> str | None:
+    """What a Pi owner can do about a damaged deployed model (they cannot re-export one)."""
+    from edge.state import DeviceState
+
+    problem = DeviceState(state_dir).link_problem("current")
+    if problem is None:
+        return None
+    return (
+        f"the deployed model in {state_dir} is damaged ({problem}): start `pifed edge` (it "
+        "re-fetches it from the coordinator), or ask the operator to `pifed rollback`"
+    )
