@@ -134,8 +134,9 @@ class EdgeClient:
         """At start: drop a damaged deployed or previous version (the coordinator re-sends the
         deployed one at the next poll), log each once, and clear out what is no longer needed."""
         for problem in self.state.repair():
-            log.info("%s; it is fetched again from the coordinator", problem)
-            self._emit({"event": "state_repaired", "problem": problem})
+            action = "dropped it; the coordinator sends the deployed version again"
+            log.info("%s: %s", problem, action)
+            self._emit({"event": "state_repaired", "problem": problem, "action": action})
         trains = sorted((self.state.root / "work").glob("train-*"), key=lambda p: p.stat().st_mtime)
         if trains:
             self._work["train"] = trains[-1]  # the train program most likely still in use
@@ -166,6 +167,7 @@ class EdgeClient:
                     )
                     self._handle(channel, task)
                     backoff = self.cfg.backoff_initial
+                    self._tls_causes.clear()  # connected: a TLS failure later is news again
             except TransportError as e:
                 if e.code in FATAL_CODES:
                     raise DeviceRejected(str(e)) from e

@@ -31,17 +31,17 @@ def run(args: argparse.Namespace) -> int:
     from edge.runtime import Classifier
 
     if args.state:
-        damage = _deployed_damage(args.state)
-        if damage is not None:
-            print(f"pifed predict: error: {damage}", file=sys.stderr)
+        problem = _state_problem(args.state)
+        if problem is not None:
+            print(f"pifed predict: error: {problem}", file=sys.stderr)
             return 2
         from edge.state import DeviceState
 
         deployed = DeviceState(args.state).deployed_dir()
         if deployed is None:
             raise FileNotFoundError(
-                f"{args.state} has no deployed model yet; wait for the "
-                "fleet to promote one, or pass --model FILE.tflite"
+                f"{args.state} has no deployed model yet: start `pifed edge` and wait for "
+                "the fleet to deploy one (or pass --model FILE.tflite)"
             )
         model = next(iter(sorted(deployed.glob("model_*.tflite"))))
     else:
@@ -65,10 +65,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deployed_damage(state_dir: str) -> str | None:
-    """What a Pi owner can do about a damaged deployed model (they cannot re-export one)."""
+def _state_problem(state_dir: str) -> str | None:
+    """What a Pi owner can do about a missing state folder or a damaged deployed model (they
+    cannot re-export one), or None when the deployed model is whole or not there yet."""
+    from pathlib import Path
+
     from edge.state import DeviceState
 
+    if not Path(state_dir).is_dir():
+        return (
+            f"there is no state folder at {state_dir}: pass the --state folder `pifed edge` "
+            "runs with"
+        )
     problem = DeviceState(state_dir).link_problem("current")
     if problem is None:
         return None

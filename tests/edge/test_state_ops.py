@@ -220,3 +220,14 @@ def test_edge_start_drops_a_damaged_version_and_says_so_once(
     events.clear()
     client(tmp_path, data_dir, events)
     assert events == []  # nothing left to say on the next start
+
+
+def test_predict_without_a_deployed_model_says_what_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert pifed_main(["predict", "--state", str(tmp_path / "typo"), "Ivanov"]) == 2
+    assert "no state folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    DeviceState(tmp_path / "state")
+    assert pifed_main(["predict", "--state", str(tmp_path / "state"), "Ivanov"]) == 2
+    err = capsys.readouterr().err
+    assert "no deployed model yet" in err and "pifed edge" in err and "re-export" not in err

@@ -82,6 +82,12 @@ def test_a_good_handshake_or_no_server_is_not_a_tls_problem(tmp_path: Path) -> N
     assert diagnose_tls(ChannelConfig(f"127.0.0.1:{port}", "t", certs.ca_cert)) is None
 
 
+def test_an_unreadable_ca_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    problem = diagnose_tls(ChannelConfig("127.0.0.1:1", "t", tmp_path / "ca.pem"))
+    assert problem is not None and problem.cause == "bad_ca_file" and "ca.pem" in problem.message
+
+
 @pytest.mark.parametrize("tls_server", list(CASES), indirect=True)
 def test_pifed_edge_logs_the_tls_cause_once_and_keeps_retrying(
     tls_server: tuple[int, Path],
