@@ -200,7 +200,7 @@ class DeviceState:
             target = path.resolve()
             if path.is_symlink() and target.parent == self.versions.resolve():
                 _remove(target)
-            path.unlink(missing_ok=True)
+            _remove(path)  # the link (or whatever stands in its place)
         prev = self.root / "previous"
         if found and self.deployed_dir() is None and prev.is_symlink():
             self._point("current", prev.resolve())  # serve the good previous one meanwhile
