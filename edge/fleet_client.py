@@ -62,7 +62,13 @@ from edge.tasks import (
     reply_frame,
 )
 from edge.trainer_choice import choose_trainer
-from edge.transport import ChannelConfig, FleetChannel, TransportError, diagnose_tls
+from edge.transport import (
+    ChannelConfig,
+    FleetChannel,
+    TransportError,
+    diagnose_tls,
+    might_be_tls,
+)
 from edge.wire import Frame, WireError
 from model.dataset import load_names
 from model.manifest import MANIFEST_NAME, ManifestError, ModelManifest
@@ -183,7 +189,7 @@ class EdgeClient:
     def _explain_tls(self, e: TransportError) -> None:
         """gRPC says only UNAVAILABLE when the TLS handshake fails: find out why with a one-off
         handshake, and say it once per cause, with the fix."""
-        if e.code != "UNAVAILABLE" or self.channel_cfg.insecure:
+        if e.code != "UNAVAILABLE" or self.channel_cfg.insecure or not might_be_tls(str(e)):
             return
         problem = diagnose_tls(self.channel_cfg)
         if problem is None or problem.cause in self._tls_causes:

@@ -163,7 +163,17 @@ def _verify_problem(err: ssl.SSLCertVerificationError, host: str, ca: Path) -> T
     )
 
 
-def diagnose_tls(cfg: ChannelConfig, timeout: float = 5.0) -> TlsProblem | None:
+# What gRPC says when the TCP connection itself failed: no handshake to diagnose then.
+NOT_TLS = ("Connection refused", "connect: ", "DNS resolution failed", "unreachable", "No route")
+
+
+def might_be_tls(error: str) -> bool:
+    """Whether an UNAVAILABLE error may come from the TLS handshake (worth a probe), rather than
+    from a coordinator that is down or unreachable (a probe would only add a timeout)."""
+    return not any(hint in error for hint in NOT_TLS)
+
+
+def diagnose_tls(cfg: ChannelConfig, timeout: float = 3.0) -> TlsProblem | None:
     """Why a TLS handshake with the coordinator fails, or None when it succeeds or the server
     cannot be reached at all (then the problem is not TLS)."""
     if cfg.insecure or cfg.ca_file is None:

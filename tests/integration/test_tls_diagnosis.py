@@ -16,7 +16,7 @@ import grpc
 import pytest
 from fleet_harness import Edge
 
-from edge.transport import ChannelConfig, diagnose_tls
+from edge.transport import ChannelConfig, diagnose_tls, might_be_tls
 from federated.certs import CertPaths, make_certs
 
 pytestmark = pytest.mark.slow
@@ -80,6 +80,18 @@ def test_a_good_handshake_or_no_server_is_not_a_tls_problem(tmp_path: Path) -> N
     finally:
         server.stop(0)
     assert diagnose_tls(ChannelConfig(f"127.0.0.1:{port}", "t", certs.ca_cert)) is None
+
+
+def test_a_refused_connection_is_not_probed() -> None:
+    refused = (
+        "Poll: UNAVAILABLE: failed to connect to all addresses; last error: UNKNOWN: "
+        "ipv4:127.0.0.1:1: Failed to connect to remote host: connect: Connection refused (111)"
+    )
+    handshake = (
+        "Poll: UNAVAILABLE: failed to connect to all addresses; last error: UNKNOWN: "
+        "ipv4:127.0.0.1:45197: Peer name 127.0.0.1 is not in peer certificate"
+    )
+    assert not might_be_tls(refused) and might_be_tls(handshake)
 
 
 def test_an_unreadable_ca_file_is_named(tmp_path: Path) -> None:
