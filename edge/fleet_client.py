@@ -58,7 +58,13 @@ from edge.tasks import (
     reply_frame,
 )
 from edge.trainer_choice import choose_trainer
-from edge.transport import ChannelConfig, FleetChannel, TransportError
+from edge.transport import (
+    ChannelConfig,
+    FleetChannel,
+    TransportError,
+    diagnose_tls,
+    might_be_tls,
+)
 from edge.wire import Frame, WireError
 from model.dataset import load_names
 from model.manifest import MANIFEST_NAME, ManifestError, ModelManifest
@@ -114,6 +120,8 @@ class EdgeClient:
         self._update: tuple[np.ndarray, int] | None = None
         self._rng = np.random.default_rng(cfg.seed)
         self._jitter = random.Random(cfg.seed)
+        self._work: dict[str, Path] = {}  # tag -> the work folder last used (kept by prune)
+        self._tls_causes: set[str] = set()  # TLS failures already explained in the log
         # One handler per task type: a bug inside a handler is its own error, never mistaken
         # for an unknown task kind.
         self._handlers: dict[type, Callable[[FleetChannel, Any, bytes], Reply]] = {
@@ -122,6 +130,28 @@ class EdgeClient:
             EvaluateTask: self._on_evaluate,
             DeployTask: self._on_deploy,
         }
+        self.check_state()
+
+    def check_state(self) -> None:
+        """At start: drop a damaged deployed or previous version (the coordinator re-sends the
+        deployed one at the next poll), log each once, and clear out what is no longer needed."""
+        for problem in self.state.repair():
+            action = "dropped it; the coordinator sends the deployed version again"
+            log.info("%s: %s", problem, action)
+            self._emit({"event": "state_repaired", "problem": problem, "action": action})
+        trains = sorted((self.state.root / "work").glob("train-*"), key=lambda p: p.stat().st_mtime)
+        if trains:
+            self._work["train"] = trains[-1]  # the train program most likely still in use
+        self._prune()
+
+    def _prune(self) -> None:
+        """Keep the state folder bounded; a failure to delete never fails a task."""
+        try:
+            self.state.prune(self._work.values())
+        except OSError as e:
+            log.info("could not prune %s: %s", self.state.root, e)
+        kept = {str(p) for p in self._work.values()}
+        self._trainers = {k: v for k, v in self._trainers.items() if k in kept}
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_polls: int | None = None) -> None:
@@ -139,9 +169,11 @@ class EdgeClient:
                     )
                     self._handle(channel, task)
                     backoff = self.cfg.backoff_initial
+                    self._tls_causes.clear()  # connected: a TLS failure later is news again
             except TransportError as e:
                 if e.code in FATAL_CODES:
                     raise DeviceRejected(str(e)) from e
+                self._explain_tls(e)
                 wait = min(backoff, self.cfg.backoff_max) * (0.5 + self._jitter.random())
                 log.info("coordinator unreachable (%s); retrying in %.1f s", e.code, wait)
                 self._emit({"event": "reconnect", "code": e.code, "wait": wait})
@@ -149,6 +181,18 @@ class EdgeClient:
                 backoff = min(backoff * 2, self.cfg.backoff_max)
             finally:
                 channel.close()
+
+    def _explain_tls(self, e: TransportError) -> None:
+        """gRPC says only UNAVAILABLE when the TLS handshake fails: find out why with a one-off
+        handshake, and say it once per cause, with the fix."""
+        if e.code != "UNAVAILABLE" or self.channel_cfg.insecure or not might_be_tls(str(e)):
+            return
+        problem = diagnose_tls(self.channel_cfg)
+        if problem is None or problem.cause in self._tls_causes:
+            return
+        self._tls_causes.add(problem.cause)
+        log.info("%s", problem.message)
+        self._emit({"event": "tls_error", "cause": problem.cause, "message": problem.message})
 
     def _handle(self, channel: FleetChannel, frame: Frame) -> None:
         """Answer one task. A task that fails here is reported to the coordinator as an error
@@ -202,6 +246,7 @@ class EdgeClient:
         folder = self.state.root / "work" / f"{tag}-{key}"
         if not (folder / MANIFEST_NAME).is_file():
             self.state.materialise(folder, self._files(channel, files))
+        self._work[tag] = folder
         return folder
 
     def _names_labels(
@@ -267,8 +312,10 @@ class EdgeClient:
         clf = Classifier(folder / tflite)
         names, labels = self._names_labels(self._hold_rows, clf.manifest)
         m = evaluate_names(clf, names, labels)
+        self._prune()
         return EvaluateReply(task.version, {k: m[k] for k in DEVICE_REPORT_FIELDS})
 
     def _on_deploy(self, channel: FleetChannel, task: DeployTask, payload: bytes) -> DeployReply:
         self.state.install(task.version, self._files(channel, task.files))
+        self._prune()
         return DeployReply(task.version)

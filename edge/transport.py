@@ -4,15 +4,24 @@ Three unary methods under ``/pifed.Fleet/``: ``Poll`` (long-poll for the next ta
 (answer a task) and ``Fetch`` (download a content-addressed blob: weights, a .tflite, a
 manifest). Messages are ``edge.wire`` frames passed as raw bytes, so no generated code is
 needed. Plaintext is possible only when asked for explicitly (``insecure=True``).
+
+When a TLS handshake fails gRPC reports only ``UNAVAILABLE`` (and its C core logs a line per
+attempt); ``diagnose_tls`` repeats the handshake with Python's ``ssl`` and the same pinned CA
+and host name to name the cause and its fix. gRPC's own logging defaults to errors only
+(``GRPC_VERBOSITY``, when not set), so a Pi's log is not flooded while it retries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # before grpc starts: no per-retry info lines
 import grpc
 
 from edge.wire import Frame, decode, encode
@@ -107,3 +116,91 @@ class FleetChannel:
         if hashlib.sha256(frame.payload).hexdigest() != digest:
             raise BlobMismatch(f"blob {digest[:12]}… arrived corrupted", "DATA_LOSS")
         return frame.payload
+
+
+@dataclass(frozen=True)
+class TlsProblem:
+    """Why the TLS handshake with the coordinator fails: ``cause`` is a short key
+    (unknown_ca, wrong_host, expired, ...), ``message`` says it and the fix."""
+
+    cause: str
+    message: str
+
+
+def split_target(target: str) -> tuple[str, int]:
+    """(host, port) of a gRPC target such as ``host:port``, ``[::1]:port`` or ``dns:///h:p``."""
+    rest = target.split("///", 1)[-1] if "///" in target else target.removeprefix("ipv4:")
+    host, _, port = rest.rpartition(":")
+    return host.strip("[]"), int(port or 443)
+
+
+def _verify_problem(err: ssl.SSLCertVerificationError, host: str, ca: Path) -> TlsProblem:
+    why = str(err.verify_message or err.reason or err)
+    text = why.lower()
+    if "mismatch" in text or "not valid for" in text:
+        return TlsProblem(
+            "wrong_host",
+            f"TLS: the coordinator's certificate is not issued for {host!r} ({why}); dial the "
+            "host name the certificate was issued for (--host in `pifed certs`) or re-issue it "
+            "for this one",
+        )
+    if "expired" in text or "not yet valid" in text:
+        return TlsProblem(
+            "expired",
+            f"TLS: the coordinator's certificate is not valid now ({why}); re-issue the "
+            "certificates with `pifed certs` (and check this Pi's clock)",
+        )
+    if any(k in text for k in ("issuer", "self-signed", "self signed", "signature", "unknown ca")):
+        return TlsProblem(
+            "unknown_ca",
+            f"TLS: the coordinator's certificate is not signed by the CA in {ca} ({why}); copy "
+            "the coordinator's ca.pem from `pifed certs` again",
+        )
+    return TlsProblem(
+        "verify_failed",
+        f"TLS: the coordinator's certificate does not verify ({why}); re-issue the certificates "
+        f"with `pifed certs` and copy ca.pem to this Pi again",
+    )
+
+
+# What gRPC says when the TCP connection itself failed: no handshake to diagnose then.
+NOT_TLS = ("Connection refused", "connect: ", "DNS resolution failed", "unreachable", "No route")
+
+
+def might_be_tls(error: str) -> bool:
+    """Whether an UNAVAILABLE error may come from the TLS handshake (worth a probe), rather than
+    from a coordinator that is down or unreachable (a probe would only add a timeout)."""
+    return not any(hint in error for hint in NOT_TLS)
+
+
+def diagnose_tls(cfg: ChannelConfig, timeout: float = 3.0) -> TlsProblem | None:
+    """Why a TLS handshake with the coordinator fails, or None when it succeeds or the server
+    cannot be reached at all (then the problem is not TLS)."""
+    if cfg.insecure or cfg.ca_file is None:
+        return None
+    host, port = split_target(cfg.target)
+    try:
+        ctx = ssl.create_default_context(cafile=str(cfg.ca_file))  # the pinned CA only
+    except (OSError, ssl.SSLError) as e:
+        return TlsProblem(
+            "bad_ca_file",
+            f"TLS: cannot read a CA certificate from {cfg.ca_file} ({e}); copy the "
+            "coordinator's ca.pem from `pifed certs` again",
+        )
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            ctx.wrap_socket(sock, server_hostname=host),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as e:
+        return _verify_problem(e, host, cfg.ca_file)
+    except ssl.SSLError as e:
+        return TlsProblem(
+            "handshake_failed",
+            f"TLS: the handshake with {host}:{port} fails ({e.reason or e}); is the coordinator "
+            "serving TLS (not --insecure) on that port?",
+        )
+    except (OSError, ValueError):
+        return None

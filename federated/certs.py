@@ -53,14 +53,19 @@ def _san(hosts: tuple[str, ...]) -> x509.SubjectAlternativeName:
 
 
 def make_certs(
-    out: str | Path, hosts: tuple[str, ...] = DEFAULT_HOSTS, days: int = 825
+    out: str | Path,
+    hosts: tuple[str, ...] = DEFAULT_HOSTS,
+    days: int = 825,
+    not_before: dt.datetime | None = None,
 ) -> CertPaths:
-    """Create ``ca.pem``/``ca.key`` and ``server.pem``/``server.key`` valid for ``hosts``."""
+    """Create ``ca.pem``/``ca.key`` and ``server.pem``/``server.key`` valid for ``hosts``, from
+    ``not_before`` (default: now, less 5 minutes of clock skew) for ``days``; a past
+    ``not_before`` makes expired certificates, for drills and tests."""
     if not hosts:
         raise ValueError("give at least one host name or address for the server certificate")
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pifed fleet CA")])
     ca = (
@@ -69,8 +74,8 @@ def make_certs(
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -95,8 +100,8 @@ def make_certs(
         .issuer_name(ca_name)
         .public_key(srv_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(_san(hosts), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

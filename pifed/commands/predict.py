@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from pifed import flags
 
@@ -30,13 +31,17 @@ def run(args: argparse.Namespace) -> int:
     from edge.runtime import Classifier
 
     if args.state:
+        problem = _state_problem(args.state)
+        if problem is not None:
+            print(f"pifed predict: error: {problem}", file=sys.stderr)
+            return 2
         from edge.state import DeviceState
 
         deployed = DeviceState(args.state).deployed_dir()
         if deployed is None:
             raise FileNotFoundError(
-                f"{args.state} has no deployed model yet; wait for the "
-                "fleet to promote one, or pass --model FILE.tflite"
+                f"{args.state} has no deployed model yet: start `pifed edge` and wait for "
+                "the fleet to deploy one (or pass --model FILE.tflite)"
             )
         model = next(iter(sorted(deployed.glob("model_*.tflite"))))
     else:
@@ -58,3 +63,24 @@ def run(args: argparse.Namespace) -> int:
         for lang, p in ranked:
             print(f"  {lang:<12} {p:6.1%}")
     return 0
+
+
+def _state_problem(state_dir: str) -> str | None:
+    """What a Pi owner can do about a missing state folder or a damaged deployed model (they
+    cannot re-export one), or None when the deployed model is whole or not there yet."""
+    from pathlib import Path
+
+    from edge.state import DeviceState
+
+    if not Path(state_dir).is_dir():
+        return (
+            f"there is no state folder at {state_dir}: pass the --state folder `pifed edge` "
+            "runs with"
+        )
+    problem = DeviceState(state_dir).link_problem("current")
+    if problem is None:
+        return None
+    return (
+        f"the deployed model in {state_dir} is damaged ({problem}): start `pifed edge` (it "
+        "re-fetches it from the coordinator), or ask the operator to `pifed rollback`"
+    )
