@@ -70,6 +70,9 @@ RELEASES = ("bookworm", "trixie")
 PI_PYTHON = {"bookworm": "3.11.", "trixie": "3.13."}
 # edge.runtime trains on tflite-runtime where it has wheels (Python 3.11), else on ai-edge-litert.
 PI_TRAINING_RUNTIME = {"bookworm": "tflite_runtime", "trixie": "ai_edge_litert"}
+# Both trainers after TRAINER_STEPS SGD steps: max |w - x86 train.tflite's w| at most this.
+TRAINER_ATOL = 1e-5
+TRAINER_STEPS, TRAINER_LR = 10, 0.5
 
 # Wall times per group: a release ("bookworm", "trixie") or "x86".
 TIMINGS: dict[str, dict[str, float]] = {}
@@ -231,6 +234,16 @@ def figures_file(
         f"arm64 edge [{group}]: " + ", ".join(f"{k} {v}s" for k, v in steps.items())
         for group, steps in TIMINGS.items()
     ]
+    for release in RELEASES:
+        tr = FIGURES.get(release, {}).get("trainers", {})
+        if "probe" in tr:
+            diffs = ", ".join(
+                f"{k} {v:.1e}" for k, v in tr["max_abs_weight_diff_vs_x86_tflite"].items()
+            )
+            lines.append(
+                f"arm64 trainers [{release}]: max |dw| vs x86 train.tflite after "
+                f"{tr['steps']} steps: {diffs}; probe picked {tr['probe']['trainer']}"
+            )
     lines.append(f"arm64 edge: module tests {wall}s; figures in {path}")
     plugins = request.config.pluginmanager
     reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
@@ -309,6 +322,51 @@ def secagg_rounds(arm64_userland: Pi, tmp_path_factory: pytest.TempPathFactory) 
         env=pi.env,
     )
     return {"aarch64": json.loads(path.read_text()), "x86_64": _X86["secagg"]}
+
+
+@pytest.fixture(scope="module")
+def trainer_input(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The start weights and TRAINER_STEPS batches both sides train from, as one .npz."""
+    from edge.evaluate import labels_for_model
+    from edge.trainer import OnDeviceTrainer
+    from model.dataset import load_names
+
+    model_dir = trained_run / "model"
+    trainer = OnDeviceTrainer(model_dir)
+    m = trainer.manifest
+    ds = load_names(trained_run / "test_names")
+    rng = np.random.default_rng(17)
+    b = trainer.batch
+    sel = rng.choice(len(ds.names), TRAINER_STEPS * b, replace=False)
+    x = m.vocab.encode([ds.names[i] for i in sel]).reshape(TRAINER_STEPS, b, -1)
+    y = labels_for_model(ds, m.languages)[sel].astype(np.int32).reshape(TRAINER_STEPS, b)
+    w = np.ones((TRAINER_STEPS, b), np.float32)
+    w[-1, b // 2 :] = 0.0  # a padded last batch, as fixed_batches makes
+    start = trainer.flat_weights()
+    start = (start + rng.normal(0, 0.05, start.shape)).astype(np.float32)
+    path = tmp_path_factory.mktemp("arm64-trainer-input") / "input.npz"
+    np.savez(path, start=start, x=x, y=y, w=w, lr=np.float32(TRAINER_LR))
+    return path
+
+
+def _trainer_run(
+    python: list[str],
+    group: str,
+    model_dir: Path,
+    inputs: Path,
+    out: Path,
+    env: dict[str, str] | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    run_timed(
+        group,
+        "trainers",
+        [*python, str(DRIVERS / "trainer_driver.py"), str(model_dir), str(inputs), str(out)],
+        timeout=600,
+        env=env,
+    )
+    report = json.loads((out / "report.json").read_text())
+    with np.load(out / "weights.npz") as f:
+        return report, {k: f[k] for k in f.files}
 
 
 # -- the emulated Pi -------------------------------------------------------------------------------
@@ -506,6 +564,53 @@ def test_secagg_rounds_give_byte_identical_messages_on_aarch64_and_x86(
         }
         for name, r in x86["rounds"].items()
     }
+
+
+# -- both trainers ---------------------------------------------------------------------------------
+def test_both_trainers_on_aarch64_take_x86s_train_tflite_step_and_the_probe_picks_tflite(
+    arm64_userland: Pi,
+    trained_run: Path,
+    trainer_input: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """From the same start weights and batches, TRAINER_STEPS SGD steps of the TFLite trainer
+    (lr as [1]) and of the numpy trainer on the emulated Pi give x86's train.tflite weights to
+    TRAINER_ATOL; the Pi's trainer probe (edge.trainer_choice) picks the TFLite trainer."""
+    pi = arm64_userland
+    model_dir = trained_run / "model"
+    out = tmp_path_factory.mktemp(f"arm64-trainers-{pi.release}")
+    if "trainers" not in _X86:
+        _X86["trainers"] = _trainer_run(
+            [sys.executable, "-P"], "x86", model_dir, trainer_input, out / "x86_64"
+        )
+    x86, x86_w = _X86["trainers"]  # type: ignore[misc]
+    report, weights = _trainer_run(
+        pi.python, pi.release, model_dir, trainer_input, out / "aarch64", pi.env
+    )
+    assert report["platform"]["machine"] == "aarch64"
+    assert report["platform"]["training_runtime"] == PI_TRAINING_RUNTIME[pi.release]
+    reference = x86_w["tflite"]  # x86's train.tflite step (tflite-runtime 2.14)
+    assert x86["platform"]["training_runtime"] == "tflite_runtime"
+    with np.load(trainer_input) as f:
+        start = f["start"]
+    assert float(np.abs(reference - start).max()) > 1e-3  # it did train
+    figures: dict[str, object] = {"steps": report["steps"], "lr": TRAINER_LR}
+    FIGURES.setdefault(pi.release, {})["trainers"] = figures  # kept even if an assert fails
+    diffs = {}
+    for name, w in weights.items():
+        diffs[name] = float(np.abs(w - reference).max())
+    figures["max_abs_weight_diff_vs_x86_tflite"] = diffs
+    figures["x86_numpy_vs_x86_tflite"] = float(np.abs(x86_w["numpy"] - reference).max())
+    figures["losses_first_last"] = {k: [v[0], v[-1]] for k, v in report["losses"].items()}
+    figures["probe"] = report["probe"]
+    figures["runtimes"] = report["platform"]["runtimes"]
+    figures["numpy"] = report["platform"]["numpy"]
+    figures["seconds"] = {k: round(v, 2) for k, v in report["timings"].items()}
+    assert {"tflite", "numpy"} <= set(diffs)
+    for name, diff in diffs.items():
+        assert diff <= TRAINER_ATOL, (pi.release, name, diff)
+    assert report["probe"]["trainer"] == "tflite", report["probe"]
+    assert x86["probe"]["trainer"] == "tflite", x86["probe"]
 
 
 # -- the edge fleet client -------------------------------------------------------------------------
