@@ -615,23 +615,24 @@ def test_both_trainers_on_aarch64_take_x86s_train_tflite_step_and_the_probe_pick
 
 # -- the edge fleet client -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bookworm_pi(tmp_path_factory: pytest.TempPathFactory) -> Pi:
-    return set_up("bookworm", tmp_path_factory)
+def both_pis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pi]:
+    return {release: set_up(release, tmp_path_factory) for release in RELEASES}
 
 
-def test_mixed_fleet_with_an_emulated_pi_completes_rounds_with_secure_aggregation(
-    bookworm_pi: Pi, data_dir: Path, tmp_path: Path
+def test_mixed_fleet_of_trixie_bookworm_and_x86_pis_completes_secure_rounds(
+    both_pis: dict[str, Pi], data_dir: Path, tmp_path: Path
 ) -> None:
-    """`pifed demo --arm64-edges 1`: one Pi on aarch64 (edge set only) and one on x86 against the
-    x86 coordinator on loopback with TLS, through full rounds: train, secure aggregation,
-    on-device evaluation and the gate."""
+    """`pifed demo --arm64-edges 2 --arm64-release trixie,bookworm`: an emulated Trixie Pi
+    (Python 3.13), an emulated Bookworm Pi (3.11), both with the edge set only, and an x86 Pi,
+    against the x86 coordinator on loopback with TLS, through two full rounds: train, secure
+    aggregation, on-device evaluation and the gate. Every training reply names its trainer."""
     from fleet_harness import write_device_names
 
     from model.dataset import load_names
 
     ds = load_names(data_dir)
     subset = write_device_names(
-        ds, np.random.default_rng(0).permutation(len(ds))[:2400], tmp_path / "names"
+        ds, np.random.default_rng(0).permutation(len(ds))[:3000], tmp_path / "names"
     )
     out = tmp_path / "demo"
     t = time.perf_counter()
@@ -646,9 +647,11 @@ def test_mixed_fleet_with_an_emulated_pi_completes_rounds_with_secure_aggregatio
             "--out",
             str(out),
             "--devices",
-            "2",
+            "3",
             "--arm64-edges",
-            "1",
+            "2",
+            "--arm64-release",
+            "trixie,bookworm",
             "--rounds",
             "2",
             "--units",
@@ -660,31 +663,51 @@ def test_mixed_fleet_with_an_emulated_pi_completes_rounds_with_secure_aggregatio
             "--gate-min-accuracy",
             "0",
             "--stage-timeout",
-            "120",
+            "300",
         ],
         capture_output=True,
         text=True,
         timeout=1100,
     )
-    seconds = time.perf_counter() - t
+    seconds = round(time.perf_counter() - t, 1)
+    TIMINGS.setdefault("mixed fleet", {})["pifed demo, 2 rounds"] = seconds
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads((out / "report" / "metrics.json").read_text())
     rounds = report["rounds"]
     assert [r["status"] for r in rounds] == ["completed", "completed"], rounds
-    assert all(len(r["survivors"]) == 2 for r in rounds)  # the emulated Pi's update is in
-    machines = {}
-    for dev in ("pi-1", "pi-2"):
+    assert all(len(r["survivors"]) == 3 for r in rounds)  # both emulated Pis' updates are in
+    pis = {}
+    for dev in ("pi-1", "pi-2", "pi-3"):
         events = [
             json.loads(line)
             for line in (out / "devices" / dev / "edge.log").read_text().splitlines()
             if line.startswith("{")
         ]
-        machines[dev] = next(e["machine"] for e in events if e["event"] == "started")
+        started = next(e for e in events if e["event"] == "started")
+        trainers = [e["trainer"] for e in events if e["event"] == "trainer"]
+        pis[dev] = {
+            "machine": started["machine"],
+            "python": started["python"][:4],
+            "trainer": trainers,
+        }
         assert sum(e["event"] == "secagg" for e in events) == 8  # 4 stages x 2 rounds
         assert sum(e["event"] == "evaluate" for e in events) == 2
-    assert machines == {"pi-1": "aarch64", "pi-2": "x86_64"}, machines
-    TIMINGS.setdefault("mixed fleet", {})["pifed demo, 2 rounds"] = round(seconds, 1)
-    FIGURES["mixed_fleet"] = {"seconds": seconds, "rounds": len(rounds)}
+    assert {d: (p["machine"], p["python"]) for d, p in pis.items()} == {
+        "pi-1": ("aarch64", "3.13"),
+        "pi-2": ("aarch64", "3.11"),
+        "pi-3": ("x86_64", "3.11"),
+    }, pis
+    # The probe runs once per train program: it picked tflite on every Pi.
+    assert all(p["trainer"] and set(p["trainer"]) == {"tflite"} for p in pis.values()), pis
+    # The coordinator heard the same from each training reply (TrainReply.trainer), each round.
+    replies = [s.get("trainers") for s in report["summaries"]]
+    assert [sorted(r.values()) for r in replies] == [["tflite"] * 3] * 2, replies
+    FIGURES["mixed_fleet"] = {
+        "seconds": seconds,
+        "rounds": len(rounds),
+        "pis": pis,
+        "trainers_in_replies": replies,
+    }
 
 
 # -- what the Pi installs --------------------------------------------------------------------------
