@@ -166,6 +166,8 @@ class RoundRunner:
                 "reason": decision.reason,
                 "timings": timings,
                 "device_reports": len(reports),
+                # which trainer each device's training reply named (device id -> name)
+                "trainers": {str(k): v for k, v in sorted(agg.trainers.items())},
             }
             self._emit({"event": "round_end", **summary})
             return summary

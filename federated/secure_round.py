@@ -56,6 +56,8 @@ class SecureSum:
     clipped: int
     losses: list[float] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
+    # device id -> the trainer its reply named (``TrainReply.trainer``: tflite or numpy)
+    trainers: dict[int, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -179,6 +181,8 @@ def _accept(server: ServerProtocol, d: Delivery, out: SecureSum) -> None:
         # A device's word, used for the timing report only; nonsense is ignored.
         if 0 <= reply.train_seconds < 86400:
             out.train_seconds.append(reply.train_seconds)
+        if reply.trainer is not None:
+            out.trainers[d.device_id] = reply.trainer[:32]
     elif isinstance(reply, SecAggReply):
         try:
             server.receive(reply.message)

@@ -42,13 +42,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run K of the edge processes on the emulated Raspberry Pi OS aarch64 userland "
         "(tools/arm64; needs qemu-user-static, which tools/arm64/setup.sh installs)",
     )
+    p.add_argument(
+        "--arm64-release",
+        type=_releases,
+        default=("bookworm",),
+        metavar="R[,R...]",
+        help="Raspberry Pi OS release of the emulated Pis: bookworm (Python 3.11), trixie "
+        "(Python 3.13), or a comma list the K Pis take in turn, e.g. trixie,bookworm: "
+        "pi-1 Trixie, pi-2 Bookworm, pi-3 Trixie, ... (default bookworm)",
+    )
     flags.add_fleet_rounds(p)
     flags.add_seed(p)
     p.set_defaults(rounds=4, local_epochs=2, gate_min_accuracy=0.5, min_devices=None)
 
 
-def _arm64_python(k: int, console: Any) -> Path | None:
-    """The emulated aarch64 interpreter with the project's edge set, set up (and cached) first."""
+ARM64_RELEASES = ("bookworm", "trixie")
+
+
+def _releases(text: str) -> tuple[str, ...]:
+    """``--arm64-release``: one release or a comma list of them."""
+    names = tuple(r.strip().lower() for r in text.split(",") if r.strip())
+    bad = [r for r in names if r not in ARM64_RELEASES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use {' or '.join(ARM64_RELEASES)}, or a comma list of them"
+        )
+    return names
+
+
+def arm64_release_of(i: int, k: int, releases: tuple[str, ...]) -> str | None:
+    """The emulated release device ``i`` (0-based) runs, or None for an x86 process."""
+    return releases[i % len(releases)] if i < k else None
+
+
+def _arm64_python(k: int, releases: tuple[str, ...], console: Any) -> Path | None:
+    """The emulated aarch64 interpreter, each release the K Pis use set up (and cached) first."""
     if k <= 0:
         return None
     tools = Path(__file__).resolve().parents[2] / "tools" / "arm64"
@@ -56,12 +84,20 @@ def _arm64_python(k: int, console: Any) -> Path | None:
         raise FileNotFoundError(
             f"--arm64-edges needs tools/arm64 from a pifed checkout (looked in {tools})"
         )
-    with console.status("preparing the emulated Raspberry Pi OS userland (tools/arm64/setup.sh)"):
-        proc = subprocess.run(["bash", str(tools / "setup.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"tools/arm64/setup.sh failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-        )
+    for release in dict.fromkeys(arm64_release_of(i, k, releases) for i in range(k)):
+        with console.status(
+            f"preparing the emulated Raspberry Pi OS {release} userland (tools/arm64/setup.sh)"
+        ):
+            proc = subprocess.run(
+                ["bash", str(tools / "setup.sh"), "--release", str(release)],
+                capture_output=True,
+                text=True,
+            )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"tools/arm64/setup.sh --release {release} failed:\n"
+                f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            )
     return tools / "python"
 
 
@@ -95,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from model.split import split_by_name
 
     console = Console(stderr=True)
-    arm64_python = _arm64_python(args.arm64_edges, console)
+    arm64_python = _arm64_python(args.arm64_edges, args.arm64_release, console)
     n = args.devices
     if n < 2:
         raise flags.FleetFlagError("secure aggregation needs at least 2 devices (--devices)")
@@ -185,7 +221,10 @@ def run(args: argparse.Namespace) -> int:
             )
             log = open(dev / "edge.log", "wb")  # noqa: SIM115 - closed in finally
             logs.append(log)
-            python = str(arm64_python) if i < args.arm64_edges and arm64_python else sys.executable
+            release = arm64_release_of(i, args.arm64_edges, args.arm64_release)
+            python = str(arm64_python) if release and arm64_python else sys.executable
+            # tools/arm64/python runs the release PIFED_ARM64_RELEASE names
+            dev_env = {**env, "PIFED_ARM64_RELEASE": release} if release else env
             procs.append(
                 subprocess.Popen(
                     [
@@ -208,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
                     ],
                     stdout=log,
                     stderr=log,
-                    env=env,
+                    env=dev_env,
                     start_new_session=True,
                 )
             )

@@ -15,10 +15,10 @@
 #   PIFED_ARM64_LOCK    lock file giving the pins (bookworm default PROJECT/uv.lock; "none" =
 #                       unpinned, i.e. exactly what `pip install ".[edge]"` resolves today).
 #                       Trixie defaults to "none": uv.lock only resolves CPython 3.11.
-#   PIFED_ARM64_OVERRIDE  requirements that replace the project's own on the same name, as if
-#                       pyproject said so (markers kept), e.g. "numpy>=2.1.3 ai-edge-litert==2.3.0";
-#                       their lock pins are dropped. Default none for bookworm, "numpy>=2.1.3"
-#                       for trixie (pyproject's numpy<2 has no cp313 wheels); "" turns it off.
+#   PIFED_ARM64_OVERRIDE  opt-in: requirements that replace the project's own on the same name,
+#                       as if pyproject said so (markers kept), e.g. "ai-edge-litert==2.1.0" to try
+#                       another version; their lock pins are dropped. Default none on both
+#                       releases: pyproject pins numpy per Python, so Trixie installs as a Pi does.
 #   PIFED_ARM64_CONSTRAINTS  extra pip constraints file (e.g. exact pins for a trixie set)
 #   PIFED_ARM64_MIRROR  Debian mirror for trixie (default: the host's deb.debian.org-style URI)
 #   PIFED_ARM64_TEST_REQS  test tools for the separate test dir
@@ -56,11 +56,10 @@ SITE="$CACHE/site"              # pifed[edge] for aarch64: what a Pi installs
 TESTSITE="$CACHE/test-site"     # pytest & co, kept apart so SITE's size stays honest
 if [[ $RELEASE == bookworm ]]; then
   LOCK="${PIFED_ARM64_LOCK:-$PROJECT/uv.lock}"
-  OVERRIDE="${PIFED_ARM64_OVERRIDE-}"
 else
   LOCK="${PIFED_ARM64_LOCK:-none}"
-  OVERRIDE="${PIFED_ARM64_OVERRIDE-numpy>=2.1.3}"
 fi
+OVERRIDE="${PIFED_ARM64_OVERRIDE:-}"
 EXTRA_CONS="${PIFED_ARM64_CONSTRAINTS:-}"
 [[ -z $EXTRA_CONS || -f $EXTRA_CONS ]] || { echo "setup.sh: PIFED_ARM64_CONSTRAINTS: no file $EXTRA_CONS" >&2; exit 2; }
 TEST_REQS="${PIFED_ARM64_TEST_REQS:-pytest pytest-timeout hypothesis}"
@@ -357,7 +356,7 @@ shopt -s nullglob; wheels=("$DIST"/pifed-*.whl); shopt -u nullglob
 WHEEL="${wheels[0]}"
 OVERRIDE_NAMES=()
 if [[ -n ${OVERRIDE// /} ]]; then
-  # As if pyproject required these instead (e.g. numpy>=2.1.3 until its pins change).
+  # As if pyproject required these instead (opt-in, to try other versions).
   # shellcheck disable=SC2086
   WHEEL="$("$PY" "$LOCKINFO" override "$WHEEL" "$DIST/override" $OVERRIDE 2>"$DIST/override.log")" \
     || { cat "$DIST/override.log" >&2; die "PIFED_ARM64_OVERRIDE=$OVERRIDE"; }
