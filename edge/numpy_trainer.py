@@ -1,9 +1,10 @@
 """The ``train`` signature of ``train.tflite``, written in numpy: a Pi trains with no runtime.
 
-Why: on Raspberry Pi OS Trixie (Python 3.13, aarch64) the only TFLite runtime with wheels,
-ai-edge-litert 2.x, segfaults in the ``train`` signature, and tflite-runtime has no wheel for
-Python >= 3.12 (issue 17). This trainer runs the same model and the same SGD step on numpy
-alone, so such a Pi still takes part in federated rounds.
+Why: a Pi whose TFLite runtime cannot train (tflite-runtime has no wheel for Python >= 3.12;
+ai-edge-litert segfaulted in the ``train`` signature on aarch64 until the rate was fed as shape
+[1]; a future runtime may break again) must still take part in federated rounds. This trainer
+runs the same model and the same SGD step on numpy alone; ``edge.trainer_choice`` falls back to
+it when a probe of train.tflite fails.
 
 It is the program ``model.export.convert_train_artifact`` builds, step for step, in float32:
 

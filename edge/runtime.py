@@ -4,8 +4,10 @@ The edge set installs two runtimes on Python 3.11 and uses each for what it does
 
 - **inference** on ai-edge-litert (tflite-runtime's successor): its XNNPACK runs the int8
   model, which tflite-runtime 2.14 runs op by op (7x slower for one name);
-- **training** (``train.tflite``'s ``train`` signature) on tflite-runtime 2.14: ai-edge-litert
-  1.4 and 2.3 segfault invoking it on the emulated Pi, where tflite-runtime trains.
+- **training** (``train.tflite``'s ``train`` signature) on tflite-runtime 2.14 where it exists
+  (Python 3.11), else on ai-edge-litert. ai-edge-litert 1.4 to 2.3 segfaulted on aarch64 when a
+  signature had a rank-0 input; ``edge.trainer`` feeds the rate as shape [1], and both
+  runtimes then train to the same step (tools/arm64/README.md).
 
 Either runtime alone also does both (the other purpose falls back to it), and
 ``PIFED_TFLITE_RUNTIME=tflite_runtime|ai_edge_litert`` insists on one for both purposes, so the

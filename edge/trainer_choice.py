@@ -1,9 +1,10 @@
 """Which trainer a Pi uses: the ``train`` signature of train.tflite if it works here, else numpy.
 
 Both trainers take the same SGD step (``edge.local_trainer``). The TFLite one is faster, but on
-some Pis it cannot run at all (Python 3.12 has no runtime whose ``train`` works) or it crashes
-natively (ai-edge-litert 2.x's ``train`` segfaults on emulated Raspberry Pi OS Trixie), and a
-segfault cannot be caught in-process. So before the first round with a train program, the Pi
+some Pis it may not run at all (no runtime installed that trains) or it crashes
+natively (ai-edge-litert 1.4 to 2.3 segfaulted on aarch64 on the scalar rate until
+``edge.trainer`` fed it as shape [1]; the next runtime may find a new way), and a segfault
+cannot be caught in-process. So before the first round with a train program, the Pi
 probes it in a child process: one step of each trainer from the same weights on the same batch.
 The TFLite trainer is chosen only if the child exits cleanly and both steps agree; otherwise the
 numpy trainer is, and the Pi says why. ``PIFED_TRAINER=tflite|numpy`` skips the probe.
