@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from edge.evaluate import evaluate_names, labels_for_model
+from edge.heartbeat import Beating, HeartbeatSupport
 from edge.local_trainer import LocalTrainer
 from edge.runtime import Classifier
 from edge.secagg import (
@@ -94,6 +95,9 @@ class EdgeConfig:
     # Fault injection: the process dies of SIGSEGV inside this task kind, like a native crash
     # in a TFLite runtime (the supervisor then reports the task and restarts the Pi's worker).
     crash_in: str | None = None
+    # Seconds between heartbeats while a task runs (0: none); well inside the coordinator's
+    # live window (20 s by default), so a busy Pi never looks gone.
+    heartbeat_every: float = 2.0
 
 
 class EdgeClient:
@@ -120,6 +124,7 @@ class EdgeClient:
         self._update: tuple[np.ndarray, int] | None = None
         self._rng = np.random.default_rng(cfg.seed)
         self._jitter = random.Random(cfg.seed)
+        self._heartbeats = HeartbeatSupport()
         self._work: dict[str, Path] = {}  # tag -> the work folder last used (kept by prune)
         self._tls_causes: set[str] = set()  # TLS failures already explained in the log
         # One handler per task type: a bug inside a handler is its own error, never mistaken
@@ -215,7 +220,8 @@ class EdgeClient:
             if self.cfg.crash_in == task.kind:
                 self._emit({"event": "fault_crash", "in": task.kind})
                 os.kill(os.getpid(), signal.SIGSEGV)  # a native crash, as the drill wants
-            reply = handler(channel, task, frame.payload)
+            with Beating(channel, task_id, self.cfg.heartbeat_every, self._heartbeats):
+                reply = handler(channel, task, frame.payload)
         except (SecAggError, ManifestError, WireError, ValueError, KeyError) as e:
             log.warning("task %s failed: %s: %s", task.kind, type(e).__name__, e)
             reply = ErrorReply(f"{type(e).__name__}: {e}")

@@ -67,6 +67,24 @@ class PollRequest:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    """A Pi busy with a task says it is alive, every few seconds, so a Pi that dies mid-task is
+    known to be gone within seconds instead of at the stage's deadline."""
+
+    task: str
+
+    def header(self) -> dict[str, Any]:
+        """The frame header."""
+        return {"kind": "heartbeat", "task": self.task}
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any]) -> Heartbeat:
+        """Read a heartbeat (the task id is for the log; liveness is the call itself)."""
+        task = header.get("task")
+        return cls(task if isinstance(task, str) else "")
+
+
+@dataclass(frozen=True)
 class IdleTask:
     """Nothing to do: poll again."""
 

@@ -27,7 +27,7 @@ import grpc
 from edge.wire import Frame, decode, encode
 
 SERVICE = "pifed.Fleet"
-METHODS = ("Poll", "Submit", "Fetch")
+METHODS = ("Poll", "Submit", "Fetch", "Heartbeat")
 # Headroom over the largest payload (weights or an artifact) for the frame header.
 FRAME_OVERHEAD = 1 << 20
 
@@ -109,6 +109,10 @@ class FleetChannel:
     def submit(self, header: dict[str, Any], payload: bytes = b"", timeout: float = 60) -> Frame:
         """Answer the task named in ``header['task']``."""
         return self._call("Submit", header, payload, timeout)
+
+    def heartbeat(self, header: dict[str, Any], timeout: float = 10) -> None:
+        """Say "still working on this task" (a coordinator before heartbeats: UNIMPLEMENTED)."""
+        self._call("Heartbeat", header, b"", timeout)
 
     def fetch(self, digest: str, timeout: float = 120) -> bytes:
         """Download a blob and verify it hashes to ``digest``."""

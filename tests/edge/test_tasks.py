@@ -19,6 +19,7 @@ from edge.tasks import (
     ErrorReply,
     EvaluateReply,
     EvaluateTask,
+    Heartbeat,
     IdleTask,
     PollRequest,
     SecAggReply,
@@ -61,6 +62,7 @@ METRICS = {"n": 20, "accuracy": 0.75, "balanced_accuracy": 0.5, "macro_f1": 0.25
 # (name, header the code builds, its exact canonical text).
 VECTORS: list[tuple[str, dict[str, Any], str]] = [
     ("idle", IdleTask().header(), '{"kind":"idle"}'),
+    ("heartbeat", Heartbeat("t1").header(), '{"kind":"heartbeat","task":"t1"}'),
     ("poll", PollRequest(5).header(), '{"deployed":5,"kind":"poll"}'),
     ("poll-first", PollRequest(None).header(), '{"deployed":null,"kind":"poll"}'),
     (
