@@ -95,6 +95,9 @@ class EdgeConfig:
     # Fault injection: the process dies of SIGSEGV inside this task kind, like a native crash
     # in a TFLite runtime (the supervisor then reports the task and restarts the Pi's worker).
     crash_in: str | None = None
+    # Fault injection: the task of this kind never finishes (the Pi stays busy and heartbeats),
+    # so a drill can kill -9 a Pi mid-task.
+    hang_in: str | None = None
     # Seconds between heartbeats while a task runs (0: none); well inside the coordinator's
     # live window (20 s by default), so a busy Pi never looks gone.
     heartbeat_every: float = 2.0
@@ -221,6 +224,9 @@ class EdgeClient:
                 self._emit({"event": "fault_crash", "in": task.kind})
                 os.kill(os.getpid(), signal.SIGSEGV)  # a native crash, as the drill wants
             with Beating(channel, task_id, self.cfg.heartbeat_every, self._heartbeats):
+                if self.cfg.hang_in == task.kind:
+                    self._emit({"event": "fault_hang", "in": task.kind})
+                    threading.Event().wait()  # busy forever (heartbeating), until killed
                 reply = handler(channel, task, frame.payload)
         except (SecAggError, ManifestError, WireError, ValueError, KeyError) as e:
             log.warning("task %s failed: %s: %s", task.kind, type(e).__name__, e)

@@ -60,6 +60,8 @@ class DeviceLink:
     name: str
     last_poll: float = 0.0
     deployed: int | None = None
+    # It has heartbeated: it says so while busy, so a long silence means it is gone.
+    heartbeats: bool = False
     tasks: deque[tuple[str, Task, bytes]] = field(default_factory=deque)
 
     def has(self, kind: str) -> bool:
@@ -114,6 +116,16 @@ class TaskBroker:
                 task_id, task, payload = link.tasks[0]
                 return task, task_id, payload
         return IdleTask(), "", b""
+
+    def heartbeat(self, device_id: int, name: str) -> None:
+        """A device working on a task is alive; it also counts as heartbeating from now on, so
+        its silence means it is gone (a device that never heartbeats is judged by its polls and
+        the stage deadlines only, as Pis before heartbeats were)."""
+        with self._cv:
+            link = self._links.setdefault(device_id, DeviceLink(device_id, name))
+            link.last_poll = self._clock()
+            link.heartbeats = True
+            self._cv.notify_all()
 
     def submit(self, device_id: int, name: str, frame: Frame) -> None:
         """Accept the answer to the device's open task; anything else is ``StaleTask``.
@@ -219,6 +231,18 @@ class TaskBroker:
                 and lk.last_poll > self._suspect.get(lk.device_id, float("-inf"))
             ]
         return sorted(live, key=lambda lk: lk.device_id)
+
+    def silent(self, device_ids: Iterable[int], seconds: float) -> list[int]:
+        """Those of these devices that heartbeat but have said nothing for ``seconds``: gone."""
+        now = self._clock()
+        with self._cv:
+            return [
+                d
+                for d in device_ids
+                if d in self._links
+                and self._links[d].heartbeats
+                and now - self._links[d].last_poll > seconds
+            ]
 
     def mark_dropped(self, device_ids: Iterable[int]) -> None:
         """These devices dropped out of a session: not live until they poll again."""

@@ -121,6 +121,10 @@ class Coordinator:
         """Accept the answer to the device's open task; anything else is ``StaleTask``."""
         self.broker.submit(device.id, device.name, frame)
 
+    def heartbeat(self, device: Device, header: dict[str, Any]) -> None:
+        """A busy device is alive: it counts as in contact, as a poll does."""
+        self.broker.heartbeat(device.id, device.name)
+
     def fetch(self, digest: str) -> bytes:
         """A blob that some model version references (weights, artifacts, manifests)."""
         if not self.store.references_blob(digest):

@@ -37,6 +37,9 @@ class FleetConfig:
     poll_wait: float = 5.0
     # A device that polled this recently counts as connected.
     live_window: float = 20.0
+    # A device that heartbeats while busy (every 2 s) and has said nothing for this long is
+    # gone: its round goes on without it at once instead of at the stage's deadline.
+    silence_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_devices < 2:
@@ -50,6 +53,7 @@ class FleetConfig:
             "deploy_timeout",
             "wait_devices_timeout",
             "poll_wait",
+            "silence_timeout",
         ):
             if not 0 < getattr(self, name) < 86400:
                 raise ValueError(f"{name} must be a finite number of seconds > 0")

@@ -229,6 +229,7 @@ class RoundRunner:
             _StoreSessionLog(self.store, round_id),
             self._stop.is_set,
             self._emit,
+            self.cfg.silence_timeout,
         )
 
     def _export_kinds(self) -> tuple[str, ...]:
@@ -253,6 +254,9 @@ class RoundRunner:
         deadline = self._clock() + self.cfg.eval_timeout
         while waiting and self._clock() < deadline and not self._stop.is_set():
             d = self.broker.next_reply(round_id, (EVALUATE,), timeout=0.1)
+            for gone in self.broker.silent(waiting, self.cfg.silence_timeout):
+                log.warning("device %s: silent, no longer waited for in evaluation", gone)
+                waiting.discard(gone)
             if d is None or d.device_id not in waiting:
                 continue
             waiting.discard(d.device_id)

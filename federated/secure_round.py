@@ -83,6 +83,7 @@ def train_and_aggregate(
     session: SessionLog,
     stopped: Callable[[], bool],
     emit: EventSink,
+    silence_timeout: float = float("inf"),
 ) -> SecureSum:
     """Run the stage; raises :class:`RoundFailed` (the session aborted, nothing revealed).
 
@@ -109,6 +110,7 @@ def train_and_aggregate(
     session_hex = next(iter(outbox.values())).nonce.hex()  # type: ignore[union-attr]
     session.started(session_hex, len(sa_cfg.client_ids), sa_cfg.t)
     out = SecureSum(np.zeros(0, np.float32), [], {}, 0)
+    gone: set[int] = set()
     stage_started = time.perf_counter()
     emit({"event": "stage", "round": r, "stage": "train"})
     while True:
@@ -119,6 +121,16 @@ def train_and_aggregate(
         delivery = broker.next_reply(r, (TRAIN, SECAGG), timeout=0.05)
         if delivery is not None:
             _accept(server, delivery, out)
+        for cid in broker.silent(set(sa_cfg.client_ids) - gone, silence_timeout):
+            # It stopped heartbeating: it is gone for this session, whatever stage is open.
+            gone.add(cid)
+            log.warning(
+                "device %s: silent for %.0f s, dropped from round %s", cid, silence_timeout, r
+            )
+            emit({"event": "device_gone", "round": r, "device": cid})
+        if server.stage is not None:
+            for cid in gone:
+                server.drop(cid)
         stage = server.stage
         try:
             outbox = server.poll()

@@ -89,6 +89,13 @@ class FleetService:
             self._reject(context, grpc.StatusCode.INVALID_ARGUMENT, f"device {device.name}: {e}")
         return encode({"ok": True})
 
+    def heartbeat(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """A busy device says it is alive (it is working on a task)."""
+        device = self._auth(context)
+        frame = self._frame(request, context, device)
+        self.coordinator.heartbeat(device, frame.header)
+        return encode({"ok": True})
+
     def fetch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Serve a blob referenced by a model version."""
         device = self._auth(context)
@@ -108,6 +115,7 @@ class FleetService:
                 "Poll": grpc.unary_unary_rpc_method_handler(self.poll),
                 "Submit": grpc.unary_unary_rpc_method_handler(self.submit),
                 "Fetch": grpc.unary_unary_rpc_method_handler(self.fetch),
+                "Heartbeat": grpc.unary_unary_rpc_method_handler(self.heartbeat),
             },
         )
 

@@ -50,6 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "AdvertiseKeysRequest, ShareKeysRequest, MaskedInputRequest, ...)",
     )
     p.add_argument(
+        "--fault-hang-in",
+        metavar="KIND",
+        choices=("train", "secagg", "evaluate", "deploy"),
+        default=None,
+        help="drills and tests: the first task of KIND never finishes (the Pi stays busy and "
+        "heartbeats), so a drill can kill it mid-task",
+    )
+    p.add_argument(
         "--fault-crash-in",
         metavar="KIND",
         choices=("train", "secagg", "evaluate", "deploy"),
@@ -111,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             exit_after=args.fault_exit_after,
             crash_in=args.fault_crash_in,
+            hang_in=args.fault_hang_in,
         ),
         on_event=log,
     )

@@ -126,6 +126,7 @@ class FakePi:
         self.deployed: int | None = None
         self.seen: list[str] = []
         self.stale: list[StaleTask] = []
+        self.dead = False
         self.client: ClientProtocol | None = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -140,6 +141,8 @@ class FakePi:
             self.seen.append(task.kind)
             if self.hook is not None:
                 self.hook(self, task)
+            if self.dead:
+                return
             reply = self.answer(task, frame.payload)
             out_head, out_payload = reply_frame(frame.get("task", str), reply)
             try:
@@ -237,6 +240,42 @@ def test_a_late_reply_of_another_kind_is_not_swallowed_by_the_stage(fleet_dir: P
     assert summary["device_reports"] == 2  # the late training reply was not counted
     assert len(pis[2].stale) == 1 and "not open" in str(pis[2].stale[0])
     assert EVALUATE in pis[0].seen and EVALUATE in pis[1].seen
+    store.close()
+
+
+def test_a_pi_that_stops_heartbeating_mid_training_is_dropped_at_once(fleet_dir: Path) -> None:
+    """Pi 2 heartbeats while it trains (so it is not dropped), then dies without a word: the
+    round goes on without it once it has been silent for the silence timeout, not at the 600 s
+    training deadline. Pi 1 trains slowly without ever heartbeating (a Pi from before
+    heartbeats): it is judged by the deadline only, and is not dropped."""
+    store, devices = _store(fleet_dir, ["a", "b", "c"])
+    cfg = _cfg(silence_timeout=1.0)
+    events: list[dict] = []
+    coord = Coordinator(
+        store, str(fleet_dir / "model"), cfg, on_event=events.append, exporter=FakeExporter()
+    )
+
+    def beat_then_die(pi: FakePi, task: object) -> None:
+        if isinstance(task, TrainTask):
+            for _ in range(6):  # 1.5 s of beating: longer than the silence timeout
+                coord.heartbeat(pi.device, {"kind": "heartbeat", "task": "x"})
+                time.sleep(0.25)
+            assert not any(e.get("event") == "device_gone" for e in events)
+            pi.dead = True  # it never answers: a Pi that lost power mid-training
+
+    def slow_old_pi(pi: FakePi, task: object) -> None:
+        if isinstance(task, TrainTask):
+            time.sleep(2.0)  # silent, but it never heartbeated: not judged by silence
+
+    hooks = [None, slow_old_pi, beat_then_die]
+    pis = [FakePi(coord, d, 0.1, hook=h) for d, h in zip(devices, hooks, strict=True)]
+    t = time.monotonic()
+    summary = _run(coord, pis)
+    assert time.monotonic() - t < 20
+    assert summary["ok"], summary
+    assert summary["survivors"] == 2
+    gone = [e for e in events if e.get("event") == "device_gone"]
+    assert [e["device"] for e in gone] == [devices[2].id]
     store.close()
 
 

@@ -34,6 +34,7 @@ class Edge:
         seed: int = 0,
         exit_after: str | None = None,
         crash_in: str | None = None,
+        hang_in: str | None = None,
     ) -> None:
         self.name = name
         self.log = root / f"{name}.log"
@@ -58,6 +59,7 @@ class Edge:
                 str(seed),
                 *(["--fault-exit-after", exit_after] if exit_after else []),
                 *(["--fault-crash-in", crash_in] if crash_in else []),
+                *(["--fault-hang-in", hang_in] if hang_in else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.log, "wb"),  # noqa: SIM115

@@ -455,3 +455,69 @@ def test_a_native_crash_in_training_is_reported_and_the_pi_rejoins(
         for e in edges:
             e.stop()
         server.close()
+
+
+def test_a_pi_killed_mid_training_is_dropped_once_silent_not_at_the_deadline(
+    tmp_path: Path, fleet_model: Path, certs: Path, ds: NamesDataset
+) -> None:
+    """Pi 2 is busy training (it heartbeats, so it is not dropped however long it takes), then
+    loses power (kill -9). The round completes with the other two within seconds of the kill,
+    not at the 300 s training deadline."""
+    cfg = _cfg(rounds=1, min_devices=3, threshold=2, train_timeout=300.0, silence_timeout=4.0)
+    store = Store(tmp_path / "fleet.db")
+    tokens = [store.enroll(f"pi-{i}") for i in range(3)]
+    store.close()
+    events: list[tuple[float, dict]] = []
+    server = FleetServer.start(
+        tmp_path / "fleet.db",
+        fleet_model,
+        cfg,
+        "127.0.0.1:0",
+        certs,
+        on_event=lambda e: events.append((time.monotonic(), e)),
+    )
+    rows = np.random.default_rng(0).permutation(len(ds))
+    edges = [
+        Edge(
+            f"pi-{i}",
+            server.port,
+            tok,
+            write_device_names(
+                ds,
+                rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE],
+                tmp_path / f"pi-{i}" / "names",
+            ),
+            tmp_path,
+            certs / "ca.pem",
+            seed=i,
+            hang_in="train" if i == 2 else None,
+        )
+        for i, tok in enumerate(tokens)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while len(server.coordinator.live_devices()) < 3:
+            assert time.monotonic() < deadline, "the three edge processes never all connected"
+            time.sleep(0.1)
+        runner = server.run_rounds_in_background()
+        edges[2].wait_for(lambda e: e.get("event") == "fault_hang")
+        time.sleep(8)  # twice the silence timeout: a busy, heartbeating Pi is not dropped
+        assert not any(e.get("event") == "device_gone" for _, e in events), events
+        assert runner.is_alive()
+        edges[2].kill()
+        killed = time.monotonic()
+        runner.join(timeout=120)
+        ends = [t for t, e in events if e.get("event") == "round_end"]
+        assert ends and ends[0] - killed < 20, (ends, killed)
+        (end,) = [e for _, e in events if e.get("event") == "round_end"]
+        assert end["ok"] and end["survivors"] == 2, end
+        gone = [t for t, e in events if e.get("event") == "device_gone"]
+        assert gone and gone[0] - killed < cfg.silence_timeout + 3
+        print(
+            f"kill -9 mid-training: dropped {gone[0] - killed:.1f} s after the kill "
+            f"(silence timeout {cfg.silence_timeout:.0f} s), round done {ends[0] - killed:.1f} s"
+        )
+    finally:
+        for e in edges:
+            e.stop()
+        server.close()
