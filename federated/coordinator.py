@@ -77,7 +77,7 @@ class Coordinator:
             self._emit,
             self._stop,
             clock,
-            exporter or CandidateExporter(self.template),
+            exporter,  # None: built at the first export (it loads TensorFlow)
         )
 
     # -- setup ---------------------------------------------------------------------------------

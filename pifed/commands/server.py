@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     def log(event: dict[str, Any]) -> None:
         print(json.dumps(event, sort_keys=True, default=str), flush=True)
 
+    from federated.service import check_address_free
+
     cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
+    check_address_free(args.listen)  # so does a taken port, before a model is built
     model_dir = initial_model(args.db, args.model, args.units, args.embed_dim, args.seed)
     fleet = FleetServer.start(
         args.db,
