@@ -357,13 +357,29 @@ class Store:
                     (version, self._clock(), "promote", reason),
                 )
 
-    def rollback(self, version: int, reason: str) -> None:
-        """Deploy an older, previously promoted version again."""
+    def promoted_versions(self) -> list[int]:
+        """Versions the gate promoted, oldest first: what a plain rollback may return to."""
+        rows = self._db.execute(
+            "SELECT version FROM model_versions WHERE status='promoted' ORDER BY version"
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def rollback(self, version: int, reason: str, force: bool = False) -> None:
+        """Deploy an older version the gate promoted again; ``force`` (the operator's explicit
+        word) also allows one the gate never passed, such as the untrained initial model."""
         v = self.version(version)
-        if v.status not in ("promoted", "initial"):
+        if v.status == "candidate":  # a round in flight owns it until the gate judges it
+            raise StoreError(f"version {version} is a candidate still being judged")
+        if v.status != "promoted" and not force:
+            promoted = self.promoted_versions()
+            which = (
+                f"versions the gate promoted: {', '.join(map(str, promoted))}"
+                if promoted
+                else "the gate has promoted no version yet"
+            )
             raise StoreError(
-                f"version {version} is {v.status}: only a version that was once deployed "
-                "(promoted) can be rolled back to"
+                f"version {version} is {v.status}, not promoted by the gate; {which} "
+                "(--force deploys it anyway)"
             )
         with self.transaction() as db:
             db.execute(
