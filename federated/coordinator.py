@@ -39,6 +39,8 @@ log = logging.getLogger("pifed.coordinator")
 EventSink = Callable[[dict[str, Any]], None]
 # What every Pi trains with: the template's train program and manifest (version 1's blobs).
 TRAIN_FILES = (MANIFEST_NAME, "train.tflite")
+# A run tries at most this many rounds per missing completed round before giving up.
+FAILED_ROUNDS_PER_MISSING = 3
 
 
 class UnknownBlob(ValueError):
@@ -141,12 +143,39 @@ class Coordinator:
         return self.runner.run_round()
 
     def run(self) -> list[dict[str, Any]]:
-        """Run ``cfg.rounds`` rounds; a failed round is recorded and the next one starts."""
-        summaries = []
-        for _ in range(self.cfg.rounds):
-            if self._stop.is_set():
+        """Run rounds until the store holds the target count of completed rounds
+        (``--rounds N`` in all, or ``--more-rounds K`` beyond those at start).
+
+        A failed round is recorded and another starts; after ``FAILED_ROUNDS_PER_MISSING`` times
+        the missing count of attempts the run gives up (the fleet is not there), so a stuck
+        fleet does not spin forever.
+        """
+        completed = self.store.completed_rounds()
+        target = self.runner.target_rounds
+        missing = max(0, target - completed)
+        self._emit({"event": "rounds_plan", "completed": completed, "target": target})
+        log.info(
+            "this fleet has %d completed round(s) of %d: %s",
+            completed,
+            target,
+            f"running {missing} more"
+            if missing
+            else "nothing to run (--more-rounds K asks for more)",
+        )
+        summaries: list[dict[str, Any]] = []
+        attempts = FAILED_ROUNDS_PER_MISSING * missing
+        while attempts > 0 and not self._stop.is_set():
+            if self.store.completed_rounds() >= target:
                 break
+            attempts -= 1
             summaries.append(self.run_round())
+        if self.store.completed_rounds() < target and not self._stop.is_set():
+            log.warning(
+                "gave up after %d attempts: %d of %d rounds completed",
+                len(summaries),
+                self.store.completed_rounds(),
+                target,
+            )
         return summaries
 
     def stop(self) -> None:

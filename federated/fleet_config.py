@@ -17,7 +17,10 @@ from federated.round_settings import RoundSettings
 class FleetConfig:
     """Round settings; printed in every report."""
 
+    # Completed rounds this fleet database should have: a restart runs only the missing ones.
     rounds: int = 3
+    # Instead of ``rounds``: this many completed rounds more than the database holds at start.
+    more_rounds: int | None = None
     min_devices: int = 2
     wait_devices_timeout: float = 120.0
     # What each Pi does in a round and how the update is applied, shared with the simulation.
@@ -41,6 +44,8 @@ class FleetConfig:
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_devices < 2:
             raise ValueError("rounds >= 1 and min_devices >= 2 (secure aggregation)")
+        if self.more_rounds is not None and self.more_rounds < 0:
+            raise ValueError(f"--more-rounds must be >= 0, got {self.more_rounds}")
         if self.deploy_kind not in ("float", "dynamic", "int8"):
             raise ValueError(f"deploy_kind must be float, dynamic or int8, got {self.deploy_kind}")
         for name in (
@@ -53,6 +58,10 @@ class FleetConfig:
         ):
             if not 0 < getattr(self, name) < 86400:
                 raise ValueError(f"{name} must be a finite number of seconds > 0")
+
+    def target_rounds(self, completed: int) -> int:
+        """The completed-round count to reach, given how many the database holds now."""
+        return completed + self.more_rounds if self.more_rounds is not None else self.rounds
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for reports."""

@@ -89,8 +89,9 @@ class RoundRunner:
         self._stop = stop
         self._clock = clock
         self._exporter = exporter
-        # Rounds started by this runner: the position in the learning-rate schedule.
-        self.rounds_started = 0
+        # The completed-round count this run aims at: the schedule's length. The position in
+        # it is the store's completed count, so a restart resumes the schedule where it was.
+        self.target_rounds = cfg.target_rounds(store.completed_rounds())
 
     @property
     def exporter(self) -> CandidateExporter:
@@ -100,14 +101,15 @@ class RoundRunner:
         return self._exporter
 
     def client_lr(self) -> float:
-        """The on-device learning rate of the current round under the schedule."""
-        return self.cfg.settings.client_lr_at(self.rounds_started, self.cfg.rounds)
+        """The on-device learning rate of the current round under the schedule: round number
+        (completed rounds + 1) of ``target_rounds``, from the store, so restarts agree."""
+        index = self.store.completed_rounds() + 1
+        return self.cfg.settings.client_lr_at(index, max(self.target_rounds, index))
 
     # -- the round -----------------------------------------------------------------------------
     def run_round(self) -> dict[str, Any]:
         """One full round; returns its summary (also stored)."""
         t0 = time.perf_counter()
-        self.rounds_started += 1
         timings: dict[str, float] = {}
         try:
             links = self._wait_devices()

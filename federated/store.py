@@ -477,6 +477,12 @@ class Store:
                 ),
             )
 
+    def completed_rounds(self) -> int:
+        """How many rounds completed (gate verdict reached): a restart's ``--rounds`` counts
+        these, not the rounds this process ran."""
+        row = self._db.execute("SELECT COUNT(*) FROM rounds WHERE status='completed'").fetchone()
+        return int(row[0])
+
     def rounds(self) -> list[dict[str, Any]]:
         """Every round as a dict, oldest first."""
         cols = (

@@ -146,7 +146,22 @@ def round_settings(args: argparse.Namespace) -> object:
 def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
     """Round flags of ``pifed server`` and ``pifed demo``: the shared round settings plus the
     fleet's own (devices, secure-aggregation clip, deployed artifact, timeouts)."""
-    p.add_argument("--rounds", type=int, default=3, help="federated rounds to run (default: 3)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="completed rounds the fleet database should have; a restarted coordinator runs "
+        "only the missing ones (default: %(default)s)",
+    )
+    g.add_argument(
+        "--more-rounds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="run until K more rounds than the database holds now have completed",
+    )
     p.add_argument(
         "--min-devices", type=int, default=2, help="devices a round waits for (default: 2)"
     )
@@ -197,6 +212,7 @@ def _fleet_config(args: argparse.Namespace) -> object:
 
     return FleetConfig(
         rounds=args.rounds,
+        more_rounds=args.more_rounds,
         min_devices=args.min_devices,
         settings=round_settings(args),  # type: ignore[arg-type]
         clip_bound=args.clip,
