@@ -30,7 +30,7 @@ from federated.exporter import CandidateExporter
 from federated.fleet_config import FleetConfig
 from federated.round_runner import RoundRunner, deployable_files
 from federated.secure_round import RoundFailed
-from federated.store import Device, ModelVersion, Store
+from federated.store import Device, ModelVersion, Store, StoreError
 from model.manifest import MANIFEST_NAME, ModelManifest
 
 __all__ = ["Coordinator", "FleetConfig", "RoundFailed", "StaleTask", "UnknownBlob"]
@@ -64,6 +64,7 @@ class Coordinator:
         self._emit = on_event or (lambda e: None)
         self._stop = threading.Event()
         self.template = ModelManifest.load(model_dir)
+        self._check_blobs()  # before anything is written: a broken store is left as it is
         aborted = store.abort_unfinished_rounds("coordinator restarted; round aborted")
         if aborted:
             log.warning("aborted rounds %s left running by a previous coordinator", aborted)
@@ -83,6 +84,35 @@ class Coordinator:
         )
 
     # -- setup ---------------------------------------------------------------------------------
+    def _check_blobs(self) -> None:
+        """The deployed version (served to every Pi), the newest (the next round trains from
+        it) and version 1 (its train program) must have every blob, intact: a missing or
+        altered one is a StoreError that says which and what to do, at start, not mid-round."""
+        store = self.store
+        wanted = {
+            "deployed": store.deployed(),
+            "newest": store.latest_version(),
+            "initial": store.initial_version(),
+        }
+        for role, v in wanted.items():
+            if v is None:
+                continue
+            files = {"weights": v.weights_sha256, **v.artifacts}
+            for name, digest in sorted(files.items()):
+                try:
+                    store.get_blob(digest)
+                except StoreError as e:
+                    fix = (
+                        f"`pifed rollback --db {store.path} VERSION` to a version whose blobs are "
+                        "intact (see `pifed models`), or restore the folder from a backup"
+                        if role == "deployed"
+                        else "restore the folder from a backup"
+                    )
+                    raise StoreError(
+                        f"the {role} version {v.version}'s {name}: {e}; nothing was changed. "
+                        f"Fix: {fix}"
+                    ) from e
+
     def _ensure_initial_version(self, model_dir: str) -> ModelVersion:
         """Version 1 is the template model; the train artifact and its manifest are blobs."""
         initial = self.store.initial_version()

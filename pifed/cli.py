@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from federated.store import StoreError
 from model.dataset import DataError
 from model.encoding import VocabError
 from model.manifest import ManifestError
@@ -63,6 +64,7 @@ _KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     VocabError,
     PartitionError,
     FleetFlagError,
+    StoreError,  # a missing, foreign or damaged fleet database or blob
     OSError,  # missing files, permissions, a port in use, a failed setup step
     ImportError,
 )

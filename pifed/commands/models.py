@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     """List versions, or record a rollback deployment (a running coordinator pushes it)."""
     from federated.store import Store, StoreError
 
-    store = Store(args.db)
+    store = Store(args.db, create=False)  # never makes a new, empty fleet of a wrong --db
     try:
         if args.command == "rollback":
             store.rollback(args.version, args.reason, force=args.force)

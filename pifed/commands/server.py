@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
     check_address_free(args.listen)  # so does a taken port, before a model is built
+    from federated.store import Store
+
+    Store(args.db).close()  # and a foreign or damaged database (exit 2, left untouched)
     model_dir = initial_model(args.db, args.model, args.units, args.embed_dim, args.seed)
     fleet = FleetServer.start(
         args.db,
