@@ -58,9 +58,14 @@ class DeviceLink:
 
     device_id: int
     name: str
+    # The device's long-poll waits here (sharing the broker's lock): waking one device's poll
+    # wakes no other device's.
+    wake: threading.Condition
     last_poll: float = 0.0
     deployed: int | None = None
     tasks: deque[tuple[str, Task, bytes]] = field(default_factory=deque)
+    # Which of the device's polls is the current one: a newer poll releases the older at once.
+    poll_seq: int = 0
 
     def has(self, kind: str) -> bool:
         """An open task of this kind is waiting for the device."""
@@ -84,7 +89,9 @@ class TaskBroker:
         self._live_window = live_window
         self._deployment = deployment
         self._clock = clock
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
+        # Round-facing waits (replies); each device's long-poll waits on its link's condition.
+        self._cv = threading.Condition(self._lock)
         self._links: dict[int, DeviceLink] = {}
         self._queues: dict[QueueKey, deque[Delivery]] = {}
         # Devices that dropped out of a session, with when: they count as live again only after
@@ -95,20 +102,33 @@ class TaskBroker:
     # -- device-facing (gRPC threads) ----------------------------------------------------------
     def poll(self, device_id: int, name: str, header: dict[str, Any]) -> tuple[Task, str, bytes]:
         """Long-poll: the device's open task with its id and payload, or an idle task after
-        ``poll_wait`` seconds (id "")."""
+        ``poll_wait`` seconds (id "").
+
+        One outstanding poll per device: a new poll from the same device releases the one it
+        had waiting, which answers idle at once. A device opening many polls thus holds one
+        server thread, not many, and its polls wake no other device's.
+        """
         request = PollRequest.from_header(header)
-        with self._cv:
-            link = self._links.setdefault(device_id, DeviceLink(device_id, name))
+        with self._lock:
+            link = self._links.get(device_id)
+            if link is None:
+                link = self._links[device_id] = DeviceLink(
+                    device_id, name, threading.Condition(self._lock)
+                )
+            link.poll_seq += 1
+            mine = link.poll_seq
+            link.wake.notify_all()  # the device's older poll, if any, answers idle now
             link.last_poll = self._clock()
             link.deployed = request.deployed
             self._queue_deploy(link)
-            self._cv.notify_all()
             deadline = self._clock() + self._poll_wait
-            while not link.tasks and not self._stopped.is_set():
+            while not link.tasks and not self._stopped.is_set() and link.poll_seq == mine:
                 left = deadline - self._clock()
                 if left <= 0:
                     break
-                self._cv.wait(left)
+                link.wake.wait(left)
+            if link.poll_seq != mine:
+                return IdleTask(), "", b""
             link.last_poll = self._clock()
             if link.tasks:
                 task_id, task, payload = link.tasks[0]
@@ -155,9 +175,10 @@ class TaskBroker:
     def assign(self, device_id: int, task: Task, payload: bytes = b"") -> str:
         """Queue a task for a device that has polled; returns its single-use id."""
         task_id = secrets.token_hex(16)
-        with self._cv:
-            self._links[device_id].tasks.append((task_id, task, payload))
-            self._cv.notify_all()
+        with self._lock:
+            link = self._links[device_id]
+            link.tasks.append((task_id, task, payload))
+            link.wake.notify_all()
         return task_id
 
     def open(self, round_id: int, kinds: Iterable[str]) -> None:
@@ -197,10 +218,9 @@ class TaskBroker:
 
     def push_deployment(self) -> None:
         """Give every known device that runs another version the deployed one."""
-        with self._cv:
+        with self._lock:
             for link in self._links.values():
                 self._queue_deploy(link)
-            self._cv.notify_all()
 
     def deploys_pending(self, device_ids: Iterable[int]) -> list[int]:
         """Those of these devices that still have a deployment to install."""
@@ -230,8 +250,10 @@ class TaskBroker:
     def stop(self) -> None:
         """Release every long-poll and wait: the coordinator is stopping."""
         self._stopped.set()
-        with self._cv:
+        with self._lock:
             self._cv.notify_all()
+            for link in self._links.values():
+                link.wake.notify_all()
 
     # -- internals -----------------------------------------------------------------------------
     def _queue_deploy(self, link: DeviceLink) -> None:
@@ -240,3 +262,4 @@ class TaskBroker:
         if task is None or link.deployed == task.version or link.has(DEPLOY):
             return
         link.tasks.append((secrets.token_hex(16), task, b""))
+        link.wake.notify_all()
