@@ -120,8 +120,22 @@ def add_round_settings(p: argparse.ArgumentParser) -> None:
         "--gate-tolerance",
         type=float,
         default=d.gate.tolerance,
-        help=f"how far below the deployed version a candidate may fall "
+        help=f"how far below the deployed version's accuracy a candidate may fall "
         f"(default: {d.gate.tolerance})",
+    )
+    p.add_argument(
+        "--gate-min-balanced-accuracy",
+        type=float,
+        default=d.gate.min_balanced_accuracy,
+        help="fleet on-device balanced accuracy (mean per-language recall) a version also "
+        "needs; 0 turns the check off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gate-balanced-tolerance",
+        type=float,
+        default=d.gate.balanced_tolerance,
+        help="how far below the deployed version's balanced accuracy a candidate may fall "
+        "(default: %(default)s)",
     )
 
 
@@ -139,7 +153,12 @@ def round_settings(args: argparse.Namespace) -> object:
         client_lr=args.client_lr,
         client_lr_schedule=args.client_lr_schedule,
         server_lr=args.server_lr,
-        gate=GateConfig(min_accuracy=args.gate_min_accuracy, tolerance=args.gate_tolerance),
+        gate=GateConfig(
+            min_accuracy=args.gate_min_accuracy,
+            tolerance=args.gate_tolerance,
+            min_balanced_accuracy=args.gate_min_balanced_accuracy,
+            balanced_tolerance=args.gate_balanced_tolerance,
+        ),
     )
 
 

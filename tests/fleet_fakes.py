@@ -100,7 +100,11 @@ def fake_cfg(**kw: object) -> FleetConfig:
         eval_timeout=30.0,
         deploy_timeout=10.0,
         wait_devices_timeout=30.0,
-        settings=RoundSettings(gate=GateConfig(min_accuracy=0.0, tolerance=1.0)),
+        settings=RoundSettings(
+            gate=GateConfig(
+                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
+            )
+        ),
     )
     base.update(kw)
     return FleetConfig(**base)

@@ -468,6 +468,8 @@ def test_mixed_fleet_with_an_emulated_pi_completes_rounds_with_secure_aggregatio
             "1",
             "--gate-min-accuracy",
             "0",
+            "--gate-min-balanced-accuracy",
+            "0",
             "--stage-timeout",
             "120",
         ],

@@ -53,7 +53,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cfg(rounds: int = 1, min_devices: int = 2, **kw: object) -> FleetConfig:
     settings: dict = dict(
-        local_epochs=1, client_lr=0.5, gate=GateConfig(min_accuracy=0.0, tolerance=1.0)
+        local_epochs=1,
+        client_lr=0.5,
+        gate=GateConfig(
+            min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
+        ),
     )
     for key in RoundSettings.__dataclass_fields__:
         if key in kw:
@@ -295,6 +299,10 @@ def test_coordinator_kill_9_mid_round_keeps_history_and_reruns_with_fresh_keys(
                 "--gate-min-accuracy",
                 "0",
                 "--gate-tolerance",
+                "1",
+                "--gate-min-balanced-accuracy",
+                "0",
+                "--gate-balanced-tolerance",
                 "1",
                 "--stage-timeout",
                 "8",
