@@ -55,9 +55,15 @@ class FleetConfig:
             "deploy_timeout",
             "wait_devices_timeout",
             "poll_wait",
+            "live_window",
         ):
             if not 0 < getattr(self, name) < 86400:
                 raise ValueError(f"{name} must be a finite number of seconds > 0")
+        if self.live_window <= self.poll_wait:
+            # A device inside a long-poll must still count as connected.
+            raise ValueError(
+                f"--live-window ({self.live_window} s) must exceed --poll-wait ({self.poll_wait} s)"
+            )
 
     def target_rounds(self, completed: int) -> int:
         """The completed-round count to reach, given how many the database holds now."""

@@ -23,7 +23,11 @@ from pifed import flags
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``pifed demo --out DIR [--data DIR] [--devices N] [--rounds R] ...``."""
-    p = sub.add_parser("demo", help="the main job: a coordinator and N Pi processes on loopback")
+    p = sub.add_parser(
+        "demo",
+        help="the main job: a coordinator and N Pi processes on loopback",
+        formatter_class=flags.DefaultsShown,
+    )
     flags.add_data(p)
     flags.add_out(p, "report folder (metrics, plots, certificates, the deployed model)")
     p.add_argument("--devices", type=int, default=3, help="edge processes to start")
@@ -53,6 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         gate_min_balanced_accuracy=0.2,
         min_devices=None,
     )
+    for action in p._actions:
+        if action.dest == "min_devices":
+            action.help = "devices a round waits for (default: all --devices)"
 
 
 def _arm64_python(k: int, console: Any) -> Path | None:

@@ -36,7 +36,11 @@ DEFAULT_LANGUAGES = (
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``pifed server --db FILE (--certs DIR | --insecure) [--model DIR] [round flags]``."""
-    p = sub.add_parser("server", help="run the fleet coordinator (gRPC, TLS by default)")
+    p = sub.add_parser(
+        "server",
+        help="run the fleet coordinator (gRPC, TLS by default)",
+        formatter_class=flags.DefaultsShown,
+    )
     flags.add_db(p)
     flags.add_tls_server(p)
     p.add_argument(
