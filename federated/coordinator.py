@@ -184,14 +184,6 @@ class Coordinator:
         target = self.runner.target_rounds
         missing = max(0, target - completed)
         self._emit({"event": "rounds_plan", "completed": completed, "target": target})
-        log.info(
-            "this fleet has %d completed round(s) of %d: %s",
-            completed,
-            target,
-            f"running {missing} more"
-            if missing
-            else "nothing to run (--more-rounds K asks for more)",
-        )
         summaries: list[dict[str, Any]] = []
         attempts = FAILED_ROUNDS_PER_MISSING * missing
         while attempts > 0 and not self._stop.is_set():

@@ -69,6 +69,26 @@ class FleetConfig:
         """The completed-round count to reach, given how many the database holds now."""
         return completed + self.more_rounds if self.more_rounds is not None else self.rounds
 
+    def summary(self) -> str:
+        """A few readable lines for the start-up log (``to_dict`` has everything)."""
+        s, g = self.settings, self.settings.gate
+        rounds = (
+            f"{self.more_rounds} more round(s)"
+            if self.more_rounds is not None
+            else f"{self.rounds} completed round(s) in all"
+        )
+        steps = f", at most {s.local_steps} steps" if s.local_steps else ""
+        return (
+            f"{rounds}, {self.min_devices}+ devices per round; local {s.local_epochs} epoch(s)"
+            f"{steps} at client lr {s.client_lr} ({s.client_lr_schedule}), server lr "
+            f"{s.server_lr}; gate: accuracy >= {g.min_accuracy} (tolerance {g.tolerance}), "
+            f"balanced >= {g.min_balanced_accuracy} (tolerance {g.balanced_tolerance}); deploy "
+            f"{self.deploy_kind}; clip {self.clip_bound}; timeouts (s): wait "
+            f"{self.wait_devices_timeout:g}, train {self.train_timeout:g}, stage "
+            f"{self.stage_timeout:g}, eval {self.eval_timeout:g}, deploy {self.deploy_timeout:g}, "
+            f"poll {self.poll_wait:g}, live window {self.live_window:g}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for reports."""
         return asdict(self)

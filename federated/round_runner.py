@@ -40,6 +40,8 @@ from model.metrics import DEVICE_REPORT_FIELDS
 
 log = logging.getLogger("pifed.coordinator")
 EventSink = Callable[[dict[str, Any]], None]
+# Seconds between "waiting for devices" reports while nothing changes.
+WAIT_REPORT_EVERY = 10.0
 
 
 class _StoreSessionLog:
@@ -180,7 +182,11 @@ class RoundRunner:
 
     # -- stages --------------------------------------------------------------------------------
     def _wait_devices(self) -> list[DeviceLink]:
+        """Until ``min_devices`` are live. Says so at a human pace: when who is connected
+        changes, else every ``WAIT_REPORT_EVERY`` seconds, naming the enrolled devices that
+        are not connected."""
         deadline = self._clock() + self.cfg.wait_devices_timeout
+        said: tuple[frozenset[int], float] | None = None
         while not self._stop.is_set():
             live = self.broker.live_devices()
             if len(live) >= self.cfg.min_devices:
@@ -190,7 +196,22 @@ class RoundRunner:
                     f"only {len(live)} device(s) connected after {self.cfg.wait_devices_timeout}"
                     f" s; {self.cfg.min_devices} needed"
                 )
-            self._emit({"event": "waiting", "devices": len(live)})
+            ids = frozenset(lk.device_id for lk in live)
+            now = self._clock()
+            if said is None or said[0] != ids or now - said[1] >= WAIT_REPORT_EVERY:
+                said = (ids, now)
+                missing = [
+                    d.name for d in self.store.devices() if not d.revoked and d.id not in ids
+                ]
+                self._emit(
+                    {
+                        "event": "waiting",
+                        "devices": len(live),
+                        "needed": self.cfg.min_devices,
+                        "connected": [lk.name for lk in live],
+                        "missing": missing,
+                    }
+                )
             self._stop.wait(0.2)
         raise RoundFailed("stopped")
 

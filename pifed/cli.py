@@ -73,7 +73,11 @@ _KNOWN_ERRORS: tuple[type[BaseException], ...] = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, dispatch to ``pifed.commands.<command>.run``, and turn known errors into exit 2."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The coordinator's log is for operators: TensorFlow's C++ start-up lines (CUDA factory
+    # registration "errors" on a CPU machine among them) are not theirs to read.
+    os.environ.setdefault(
+        "TF_CPP_MIN_LOG_LEVEL", "3" if args.command in ("server", "demo") else "2"
+    )
     try:
         # A module may register several subcommands; it names itself in `module`.
         return int(_module(getattr(args, "module", args.command)).run(args) or 0)

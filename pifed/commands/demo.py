@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         )
     console.print(
         f"[bold]pifed demo[/]: {n} devices ({args.partition}), {args.rounds} rounds, "
-        f"TLS on loopback; {cfg}"
+        f"TLS on loopback; {cfg.summary()}"  # type: ignore[attr-defined]
     )
 
     rows: dict[int, dict[str, Any]] = {}
