@@ -66,6 +66,12 @@ class DeviceLink:
     tasks: deque[tuple[str, Task, bytes]] = field(default_factory=deque)
     # Which of the device's polls is the current one: a newer poll releases the older at once.
     poll_seq: int = 0
+    # Last poll or submission: a device not working on a task that has been silent for longer
+    # than the live window is gone from the stage it is in.
+    last_contact: float = 0.0
+    # The id of the task a poll handed over and no submission has answered yet: the device is
+    # working on it (training, evaluating) and does not poll meanwhile.
+    delivered: str | None = None
 
     def has(self, kind: str) -> bool:
         """An open task of this kind is waiting for the device."""
@@ -118,7 +124,7 @@ class TaskBroker:
             link.poll_seq += 1
             mine = link.poll_seq
             link.wake.notify_all()  # the device's older poll, if any, answers idle now
-            link.last_poll = self._clock()
+            link.last_poll = link.last_contact = self._clock()
             link.deployed = request.deployed
             self._queue_deploy(link)
             deadline = self._clock() + self._poll_wait
@@ -129,9 +135,10 @@ class TaskBroker:
                 link.wake.wait(left)
             if link.poll_seq != mine:
                 return IdleTask(), "", b""
-            link.last_poll = self._clock()
+            link.last_poll = link.last_contact = self._clock()
             if link.tasks:
                 task_id, task, payload = link.tasks[0]
+                link.delivered = task_id
                 return task, task_id, payload
         return IdleTask(), "", b""
 
@@ -149,6 +156,8 @@ class TaskBroker:
                     f"device {name}: task {task_id[:8]}… is not open (replayed or stale)"
                 )
             _, task, _ = link.tasks.popleft()
+            link.delivered = None
+            link.last_contact = self._clock()
             malformed: WireError | None = None
             try:
                 reply = decode_reply(task.kind, frame)
@@ -239,6 +248,26 @@ class TaskBroker:
                 and lk.last_poll > self._suspect.get(lk.device_id, float("-inf"))
             ]
         return sorted(live, key=lambda lk: lk.device_id)
+
+    def unreachable(self, device_ids: Iterable[int]) -> list[int]:
+        """Those of these devices that are gone: not working on a task handed to them, and
+        silent (no poll, no submission) for longer than the live window. A stage stops
+        waiting for them at once instead of at its deadline. A device busy on a delivered task
+        does not poll, so it is not judged by silence: its stage's deadline covers it."""
+        now = self._clock()
+        with self._lock:
+            out = []
+            for d in device_ids:
+                link = self._links.get(d)
+                if link is None:
+                    out.append(d)
+                    continue
+                busy = link.delivered is not None and any(
+                    t[0] == link.delivered for t in link.tasks
+                )
+                if not busy and now - link.last_contact > self._live_window:
+                    out.append(d)
+            return out
 
     def mark_dropped(self, device_ids: Iterable[int]) -> None:
         """These devices dropped out of a session: not live until they poll again."""

@@ -273,6 +273,11 @@ class RoundRunner:
         waiting = set(devices)
         deadline = self._clock() + self.cfg.eval_timeout
         while waiting and self._clock() < deadline and not self._stop.is_set():
+            for gone in self.broker.unreachable(sorted(waiting)):
+                log.warning("device %s is gone (no contact within the live window)", gone)
+                waiting.discard(gone)
+            if not waiting:
+                break
             d = self.broker.next_reply(round_id, (EVALUATE,), timeout=0.1)
             if d is None or d.device_id not in waiting:
                 continue

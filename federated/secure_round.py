@@ -117,8 +117,10 @@ def train_and_aggregate(
         delivery = broker.next_reply(r, (TRAIN, SECAGG), timeout=0.05)
         if delivery is not None:
             _accept(server, delivery, out)
+        _drop_unreachable(broker, server, sa_cfg)
         stage = server.stage
         try:
+            _abort_if_certain(server, sa_cfg)
             outbox = server.poll()
         except SecAggError as e:
             broker.mark_dropped(server.dropped)
@@ -164,6 +166,29 @@ def train_and_aggregate(
         }
     )
     return out
+
+
+def _drop_unreachable(broker: TaskBroker, server: ServerProtocol, sa_cfg: SecAggConfig) -> None:
+    """Stop waiting for participants that are gone (silent past the live window while not
+    working on a task): they count as dropped at this stage now, not at its deadline."""
+    if server.stage is None:
+        return
+    left = [c for c in sa_cfg.client_ids if c not in server.dropped]
+    for cid in broker.unreachable(left):
+        log.warning("device %s is gone (no contact within the live window): dropped", cid)
+        server.drop(cid)
+
+
+def _abort_if_certain(server: ServerProtocol, sa_cfg: SecAggConfig) -> None:
+    """Fewer participants left than the threshold: the session cannot finish, so it aborts
+    now rather than when the stage's deadline passes (raises ``SecAggError``)."""
+    if server.stage is None:
+        return
+    left = len(sa_cfg.client_ids) - len(server.dropped)
+    if left < sa_cfg.t:
+        reason = f"only {left} device(s) left, threshold is {sa_cfg.t}"
+        server.abort(reason)
+        raise SecAggError(f"{reason}; the round aborted and revealed nothing")
 
 
 def _accept(server: ServerProtocol, d: Delivery, out: SecureSum) -> None:
