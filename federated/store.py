@@ -8,7 +8,9 @@ row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a co
 version survives a crash. Every multi-row change is one transaction.
 
 Why one file of over 400 lines: the schema and every transaction that writes it sit together,
-so that each multi-row change is visibly one transaction against the tables it touches.
+so that each multi-row change is visibly one transaction against the tables it touches. What
+must hold of the files before any transaction (owner-only modes, a foreign file refused
+untouched) lives in ``federated.store_files``.
 """
 
 from __future__ import annotations

@@ -356,7 +356,8 @@ def test_coordinator_kill_9_mid_round_keeps_history_and_reruns_with_fresh_keys(
         assert len({s for s, _ in sessions}) == len(sessions)  # every session has fresh keys
         # Nothing is left "running", and the rounds after the restart used new sessions.
         assert "running" not in {st for _, st in sessions}
-        assert len(sessions) >= 4
+        # Round 1's, round 2's (cut by the kill) and the one missing round's after the restart.
+        assert len(sessions) >= 3
         after.close()
         assert any(e.get("event") == "reconnect" for e in edges[0].events())
     finally:
