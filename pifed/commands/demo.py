@@ -48,13 +48,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     flags.add_fleet_rounds(p)
     flags.add_seed(p)
-    # The demo's model is smaller than the shipped one: lower floors. Balanced accuracy 0.2 is
-    # still well above the ~0.11 of a model that collapsed onto the big languages.
+    # The demo's model is smaller and trains for 4 rounds only: lower floors. Balanced accuracy
+    # 0.15, measured (3 iid devices, seed 0): rounds 1-2 reach 0.10-0.12, about the 2/18 of a
+    # model that predicts only the big languages, and are held back; rounds 3-4 reach
+    # 0.17-0.18 and may be promoted. (0.2 held all four back.)
     p.set_defaults(
         rounds=4,
         local_epochs=2,
         gate_min_accuracy=0.5,
-        gate_min_balanced_accuracy=0.2,
+        gate_min_balanced_accuracy=0.15,
         min_devices=None,
     )
     for action in p._actions:
@@ -96,6 +98,8 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Set up, run, report, clean up."""
+    import warnings
+
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
@@ -109,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from model.partition import partition
     from model.split import split_by_name
 
+    warnings.filterwarnings("ignore", module=r"tensorflow\..*")  # the converter's UserWarnings
     console = Console(stderr=True)
     arm64_python = _arm64_python(args.arm64_edges, console)
     n = args.devices
