@@ -58,11 +58,22 @@ class DeviceLink:
 
     device_id: int
     name: str
+    # The device's long-poll waits here (sharing the broker's lock): waking one device's poll
+    # wakes no other device's.
+    wake: threading.Condition
     last_poll: float = 0.0
     deployed: int | None = None
     # It has heartbeated: it says so while busy, so a long silence means it is gone.
     heartbeats: bool = False
     tasks: deque[tuple[str, Task, bytes]] = field(default_factory=deque)
+    # Which of the device's polls is the current one: a newer poll releases the older at once.
+    poll_seq: int = 0
+    # Last poll or submission: a device not working on a task that has been silent for longer
+    # than the live window is gone from the stage it is in.
+    last_contact: float = 0.0
+    # The id of the task a poll handed over and no submission has answered yet: the device is
+    # working on it (training, evaluating) and does not poll meanwhile.
+    delivered: str | None = None
 
     def has(self, kind: str) -> bool:
         """An open task of this kind is waiting for the device."""
@@ -86,7 +97,9 @@ class TaskBroker:
         self._live_window = live_window
         self._deployment = deployment
         self._clock = clock
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
+        # Round-facing waits (replies); each device's long-poll waits on its link's condition.
+        self._cv = threading.Condition(self._lock)
         self._links: dict[int, DeviceLink] = {}
         self._queues: dict[QueueKey, deque[Delivery]] = {}
         # Devices that dropped out of a session, with when: they count as live again only after
@@ -97,23 +110,37 @@ class TaskBroker:
     # -- device-facing (gRPC threads) ----------------------------------------------------------
     def poll(self, device_id: int, name: str, header: dict[str, Any]) -> tuple[Task, str, bytes]:
         """Long-poll: the device's open task with its id and payload, or an idle task after
-        ``poll_wait`` seconds (id "")."""
+        ``poll_wait`` seconds (id "").
+
+        One outstanding poll per device: a new poll from the same device releases the one it
+        had waiting, which answers idle at once. A device opening many polls thus holds one
+        server thread, not many, and its polls wake no other device's.
+        """
         request = PollRequest.from_header(header)
-        with self._cv:
-            link = self._links.setdefault(device_id, DeviceLink(device_id, name))
-            link.last_poll = self._clock()
+        with self._lock:
+            link = self._links.get(device_id)
+            if link is None:
+                link = self._links[device_id] = DeviceLink(
+                    device_id, name, threading.Condition(self._lock)
+                )
+            link.poll_seq += 1
+            mine = link.poll_seq
+            link.wake.notify_all()  # the device's older poll, if any, answers idle now
+            link.last_poll = link.last_contact = self._clock()
             link.deployed = request.deployed
             self._queue_deploy(link)
-            self._cv.notify_all()
             deadline = self._clock() + self._poll_wait
-            while not link.tasks and not self._stopped.is_set():
+            while not link.tasks and not self._stopped.is_set() and link.poll_seq == mine:
                 left = deadline - self._clock()
                 if left <= 0:
                     break
-                self._cv.wait(left)
-            link.last_poll = self._clock()
+                link.wake.wait(left)
+            if link.poll_seq != mine:
+                return IdleTask(), "", b""
+            link.last_poll = link.last_contact = self._clock()
             if link.tasks:
                 task_id, task, payload = link.tasks[0]
+                link.delivered = task_id
                 return task, task_id, payload
         return IdleTask(), "", b""
 
@@ -121,11 +148,14 @@ class TaskBroker:
         """A device working on a task is alive; it also counts as heartbeating from now on, so
         its silence means it is gone (a device that never heartbeats is judged by its polls and
         the stage deadlines only, as Pis before heartbeats were)."""
-        with self._cv:
-            link = self._links.setdefault(device_id, DeviceLink(device_id, name))
-            link.last_poll = self._clock()
+        with self._lock:
+            link = self._links.get(device_id)
+            if link is None:
+                link = self._links[device_id] = DeviceLink(
+                    device_id, name, threading.Condition(self._lock)
+                )
+            link.last_poll = link.last_contact = self._clock()
             link.heartbeats = True
-            self._cv.notify_all()
 
     def submit(self, device_id: int, name: str, frame: Frame) -> None:
         """Accept the answer to the device's open task; anything else is ``StaleTask``.
@@ -141,6 +171,8 @@ class TaskBroker:
                     f"device {name}: task {task_id[:8]}… is not open (replayed or stale)"
                 )
             _, task, _ = link.tasks.popleft()
+            link.delivered = None
+            link.last_contact = self._clock()
             malformed: WireError | None = None
             try:
                 reply = decode_reply(task.kind, frame)
@@ -167,9 +199,10 @@ class TaskBroker:
     def assign(self, device_id: int, task: Task, payload: bytes = b"") -> str:
         """Queue a task for a device that has polled; returns its single-use id."""
         task_id = secrets.token_hex(16)
-        with self._cv:
-            self._links[device_id].tasks.append((task_id, task, payload))
-            self._cv.notify_all()
+        with self._lock:
+            link = self._links[device_id]
+            link.tasks.append((task_id, task, payload))
+            link.wake.notify_all()
         return task_id
 
     def open(self, round_id: int, kinds: Iterable[str]) -> None:
@@ -209,10 +242,9 @@ class TaskBroker:
 
     def push_deployment(self) -> None:
         """Give every known device that runs another version the deployed one."""
-        with self._cv:
+        with self._lock:
             for link in self._links.values():
                 self._queue_deploy(link)
-            self._cv.notify_all()
 
     def deploys_pending(self, device_ids: Iterable[int]) -> list[int]:
         """Those of these devices that still have a deployment to install."""
@@ -232,17 +264,35 @@ class TaskBroker:
             ]
         return sorted(live, key=lambda lk: lk.device_id)
 
-    def silent(self, device_ids: Iterable[int], seconds: float) -> list[int]:
-        """Those of these devices that heartbeat but have said nothing for ``seconds``: gone."""
+    def unreachable(self, device_ids: Iterable[int], silence_timeout: float) -> list[int]:
+        """Those of these devices that are gone, so a stage stops waiting for them at once
+        instead of at its deadline:
+
+        - not working on a task handed to them, and silent (no poll, no submission) for longer
+          than the live window;
+        - working on one and heartbeating (a busy Pi says so every few seconds), but silent
+          for longer than ``silence_timeout``.
+
+        A busy device that never heartbeated (a Pi from before heartbeats) is not judged by
+        silence: its stage's deadline covers it.
+        """
         now = self._clock()
-        with self._cv:
-            return [
-                d
-                for d in device_ids
-                if d in self._links
-                and self._links[d].heartbeats
-                and now - self._links[d].last_poll > seconds
-            ]
+        with self._lock:
+            out = []
+            for d in device_ids:
+                link = self._links.get(d)
+                if link is None:
+                    out.append(d)
+                    continue
+                busy = link.delivered is not None and any(
+                    t[0] == link.delivered for t in link.tasks
+                )
+                silence = now - link.last_contact
+                if (not busy and silence > self._live_window) or (
+                    busy and link.heartbeats and silence > silence_timeout
+                ):
+                    out.append(d)
+            return out
 
     def mark_dropped(self, device_ids: Iterable[int]) -> None:
         """These devices dropped out of a session: not live until they poll again."""
@@ -254,8 +304,10 @@ class TaskBroker:
     def stop(self) -> None:
         """Release every long-poll and wait: the coordinator is stopping."""
         self._stopped.set()
-        with self._cv:
+        with self._lock:
             self._cv.notify_all()
+            for link in self._links.values():
+                link.wake.notify_all()
 
     # -- internals -----------------------------------------------------------------------------
     def _queue_deploy(self, link: DeviceLink) -> None:
@@ -264,3 +316,4 @@ class TaskBroker:
         if task is None or link.deployed == task.version or link.has(DEPLOY):
             return
         link.tasks.append((secrets.token_hex(16), task, b""))
+        link.wake.notify_all()

@@ -30,7 +30,7 @@ from federated.exporter import CandidateExporter
 from federated.fleet_config import FleetConfig
 from federated.round_runner import RoundRunner, deployable_files
 from federated.secure_round import RoundFailed
-from federated.store import Device, ModelVersion, Store
+from federated.store import Device, ModelVersion, Store, StoreError
 from model.manifest import MANIFEST_NAME, ModelManifest
 
 __all__ = ["Coordinator", "FleetConfig", "RoundFailed", "StaleTask", "UnknownBlob"]
@@ -39,6 +39,8 @@ log = logging.getLogger("pifed.coordinator")
 EventSink = Callable[[dict[str, Any]], None]
 # What every Pi trains with: the template's train program and manifest (version 1's blobs).
 TRAIN_FILES = (MANIFEST_NAME, "train.tflite")
+# A run tries at most this many rounds per missing completed round before giving up.
+FAILED_ROUNDS_PER_MISSING = 3
 
 
 class UnknownBlob(ValueError):
@@ -62,6 +64,7 @@ class Coordinator:
         self._emit = on_event or (lambda e: None)
         self._stop = threading.Event()
         self.template = ModelManifest.load(model_dir)
+        self._check_blobs()  # before anything is written: a broken store is left as it is
         aborted = store.abort_unfinished_rounds("coordinator restarted; round aborted")
         if aborted:
             log.warning("aborted rounds %s left running by a previous coordinator", aborted)
@@ -77,10 +80,39 @@ class Coordinator:
             self._emit,
             self._stop,
             clock,
-            exporter or CandidateExporter(self.template),
+            exporter,  # None: built at the first export (it loads TensorFlow)
         )
 
     # -- setup ---------------------------------------------------------------------------------
+    def _check_blobs(self) -> None:
+        """The deployed version (served to every Pi), the newest (the next round trains from
+        it) and version 1 (its train program) must have every blob, intact: a missing or
+        altered one is a StoreError that says which and what to do, at start, not mid-round."""
+        store = self.store
+        wanted = {
+            "deployed": store.deployed(),
+            "newest": store.latest_version(),
+            "initial": store.initial_version(),
+        }
+        for role, v in wanted.items():
+            if v is None:
+                continue
+            files = {"weights": v.weights_sha256, **v.artifacts}
+            for name, digest in sorted(files.items()):
+                try:
+                    store.get_blob(digest)
+                except StoreError as e:
+                    fix = (
+                        f"`pifed rollback --db {store.path} VERSION` to a version whose blobs are "
+                        "intact (see `pifed models`), or restore the folder from a backup"
+                        if role == "deployed"
+                        else "restore the folder from a backup"
+                    )
+                    raise StoreError(
+                        f"the {role} version {v.version}'s {name}: {e}; nothing was changed. "
+                        f"Fix: {fix}"
+                    ) from e
+
     def _ensure_initial_version(self, model_dir: str) -> ModelVersion:
         """Version 1 is the template model; the train artifact and its manifest are blobs."""
         initial = self.store.initial_version()
@@ -145,12 +177,31 @@ class Coordinator:
         return self.runner.run_round()
 
     def run(self) -> list[dict[str, Any]]:
-        """Run ``cfg.rounds`` rounds; a failed round is recorded and the next one starts."""
-        summaries = []
-        for _ in range(self.cfg.rounds):
-            if self._stop.is_set():
+        """Run rounds until the store holds the target count of completed rounds
+        (``--rounds N`` in all, or ``--more-rounds K`` beyond those at start).
+
+        A failed round is recorded and another starts; after ``FAILED_ROUNDS_PER_MISSING`` times
+        the missing count of attempts the run gives up (the fleet is not there), so a stuck
+        fleet does not spin forever.
+        """
+        completed = self.store.completed_rounds()
+        target = self.runner.target_rounds
+        missing = max(0, target - completed)
+        self._emit({"event": "rounds_plan", "completed": completed, "target": target})
+        summaries: list[dict[str, Any]] = []
+        attempts = FAILED_ROUNDS_PER_MISSING * missing
+        while attempts > 0 and not self._stop.is_set():
+            if self.store.completed_rounds() >= target:
                 break
+            attempts -= 1
             summaries.append(self.run_round())
+        if self.store.completed_rounds() < target and not self._stop.is_set():
+            log.warning(
+                "gave up after %d attempts: %d of %d rounds completed",
+                len(summaries),
+                self.store.completed_rounds(),
+                target,
+            )
         return summaries
 
     def stop(self) -> None:

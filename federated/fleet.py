@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from federated.coordinator import Coordinator, EventSink, FleetConfig
-from federated.service import FleetService, message_limit, serve
+from federated.service import FleetService, check_address_free, message_limit, serve
 from federated.store import Store
 
 log = logging.getLogger("pifed.fleet")
@@ -51,10 +51,15 @@ class FleetServer:
             if on_event:
                 on_event(event)
 
+        check_address_free(listen)
         store = Store(db)
-        coordinator = Coordinator(store, str(model_dir), cfg, on_event=sink)
-        service = FleetService(coordinator, store, message_limit(coordinator))
-        server, port = serve(service, listen, certs)
+        try:
+            coordinator = Coordinator(store, str(model_dir), cfg, on_event=sink)
+            service = FleetService(coordinator, store, message_limit(coordinator))
+            server, port = serve(service, listen, certs)
+        except BaseException:
+            store.close()
+            raise
         log.info("coordinator listening on port %d (%s)", port, "TLS" if certs else "PLAINTEXT")
         return cls(store, coordinator, service, server, port, events)
 

@@ -40,6 +40,8 @@ from model.metrics import DEVICE_REPORT_FIELDS
 
 log = logging.getLogger("pifed.coordinator")
 EventSink = Callable[[dict[str, Any]], None]
+# Seconds between "waiting for devices" reports while nothing changes.
+WAIT_REPORT_EVERY = 10.0
 
 
 class _StoreSessionLog:
@@ -89,8 +91,9 @@ class RoundRunner:
         self._stop = stop
         self._clock = clock
         self._exporter = exporter
-        # Rounds started by this runner: the position in the learning-rate schedule.
-        self.rounds_started = 0
+        # The completed-round count this run aims at: the schedule's length. The position in
+        # it is the store's completed count, so a restart resumes the schedule where it was.
+        self.target_rounds = cfg.target_rounds(store.completed_rounds())
 
     @property
     def exporter(self) -> CandidateExporter:
@@ -100,14 +103,15 @@ class RoundRunner:
         return self._exporter
 
     def client_lr(self) -> float:
-        """The on-device learning rate of the current round under the schedule."""
-        return self.cfg.settings.client_lr_at(self.rounds_started, self.cfg.rounds)
+        """The on-device learning rate of the current round under the schedule: round number
+        (completed rounds + 1) of ``target_rounds``, from the store, so restarts agree."""
+        index = self.store.completed_rounds() + 1
+        return self.cfg.settings.client_lr_at(index, max(self.target_rounds, index))
 
     # -- the round -----------------------------------------------------------------------------
     def run_round(self) -> dict[str, Any]:
         """One full round; returns its summary (also stored)."""
         t0 = time.perf_counter()
-        self.rounds_started += 1
         timings: dict[str, float] = {}
         try:
             links = self._wait_devices()
@@ -180,7 +184,11 @@ class RoundRunner:
 
     # -- stages --------------------------------------------------------------------------------
     def _wait_devices(self) -> list[DeviceLink]:
+        """Until ``min_devices`` are live. Says so at a human pace: when who is connected
+        changes, else every ``WAIT_REPORT_EVERY`` seconds, naming the enrolled devices that
+        are not connected."""
         deadline = self._clock() + self.cfg.wait_devices_timeout
+        said: tuple[frozenset[int], float] | None = None
         while not self._stop.is_set():
             live = self.broker.live_devices()
             if len(live) >= self.cfg.min_devices:
@@ -190,7 +198,22 @@ class RoundRunner:
                     f"only {len(live)} device(s) connected after {self.cfg.wait_devices_timeout}"
                     f" s; {self.cfg.min_devices} needed"
                 )
-            self._emit({"event": "waiting", "devices": len(live)})
+            ids = frozenset(lk.device_id for lk in live)
+            now = self._clock()
+            if said is None or said[0] != ids or now - said[1] >= WAIT_REPORT_EVERY:
+                said = (ids, now)
+                missing = [
+                    d.name for d in self.store.devices() if not d.revoked and d.id not in ids
+                ]
+                self._emit(
+                    {
+                        "event": "waiting",
+                        "devices": len(live),
+                        "needed": self.cfg.min_devices,
+                        "connected": [lk.name for lk in live],
+                        "missing": missing,
+                    }
+                )
             self._stop.wait(0.2)
         raise RoundFailed("stopped")
 
@@ -253,10 +276,12 @@ class RoundRunner:
         waiting = set(devices)
         deadline = self._clock() + self.cfg.eval_timeout
         while waiting and self._clock() < deadline and not self._stop.is_set():
-            d = self.broker.next_reply(round_id, (EVALUATE,), timeout=0.1)
-            for gone in self.broker.silent(waiting, self.cfg.silence_timeout):
-                log.warning("device %s: silent, no longer waited for in evaluation", gone)
+            for gone in self.broker.unreachable(sorted(waiting), self.cfg.silence_timeout):
+                log.warning("device %s is gone (no contact within the live window)", gone)
                 waiting.discard(gone)
+            if not waiting:
+                break
+            d = self.broker.next_reply(round_id, (EVALUATE,), timeout=0.1)
             if d is None or d.device_id not in waiting:
                 continue
             waiting.discard(d.device_id)

@@ -121,18 +121,10 @@ def train_and_aggregate(
         delivery = broker.next_reply(r, (TRAIN, SECAGG), timeout=0.05)
         if delivery is not None:
             _accept(server, delivery, out)
-        for cid in broker.silent(set(sa_cfg.client_ids) - gone, silence_timeout):
-            # It stopped heartbeating: it is gone for this session, whatever stage is open.
-            gone.add(cid)
-            log.warning(
-                "device %s: silent for %.0f s, dropped from round %s", cid, silence_timeout, r
-            )
-            emit({"event": "device_gone", "round": r, "device": cid})
-        if server.stage is not None:
-            for cid in gone:
-                server.drop(cid)
+        _drop_unreachable(broker, server, sa_cfg, silence_timeout, gone, emit, r)
         stage = server.stage
         try:
+            _abort_if_certain(server, sa_cfg)
             outbox = server.poll()
         except SecAggError as e:
             broker.mark_dropped(server.dropped)
@@ -178,6 +170,41 @@ def train_and_aggregate(
         }
     )
     return out
+
+
+def _drop_unreachable(
+    broker: TaskBroker,
+    server: ServerProtocol,
+    sa_cfg: SecAggConfig,
+    silence_timeout: float,
+    gone: set[int],
+    emit: EventSink,
+    round_id: int,
+) -> None:
+    """Stop waiting for participants that are gone (``TaskBroker.unreachable``: silent past
+    the live window while idle, or past the silence timeout while busy and heartbeating): they
+    count as dropped at this stage now, not at its deadline. Each is announced once."""
+    if server.stage is None:
+        return
+    left = [c for c in sa_cfg.client_ids if c not in server.dropped]
+    for cid in broker.unreachable(left, silence_timeout):
+        if cid not in gone:
+            gone.add(cid)
+            log.warning("device %s is gone (no contact): dropped from round %s", cid, round_id)
+            emit({"event": "device_gone", "round": round_id, "device": cid})
+        server.drop(cid)
+
+
+def _abort_if_certain(server: ServerProtocol, sa_cfg: SecAggConfig) -> None:
+    """Fewer participants left than the threshold: the session cannot finish, so it aborts
+    now rather than when the stage's deadline passes (raises ``SecAggError``)."""
+    if server.stage is None:
+        return
+    left = len(sa_cfg.client_ids) - len(server.dropped)
+    if left < sa_cfg.t:
+        reason = f"only {left} device(s) left, threshold is {sa_cfg.t}"
+        server.abort(reason)
+        raise SecAggError(f"{reason}; the round aborted and revealed nothing")
 
 
 def _accept(server: ServerProtocol, d: Delivery, out: SecureSum) -> None:

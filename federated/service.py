@@ -8,6 +8,7 @@ gRPC status; the round in progress is not affected by a bad message from one dev
 from __future__ import annotations
 
 import logging
+import socket
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -120,23 +121,61 @@ class FleetService:
         )
 
 
+class AddressInUse(OSError):
+    """Another process (often another ``pifed server``) holds the address."""
+
+
+def _in_use(listen: str) -> AddressInUse:
+    return AddressInUse(
+        f"{listen} is already in use (another pifed server?); stop it or pass another --listen"
+    )
+
+
+def check_address_free(listen: str) -> None:
+    """Refuse early, before a model is built or the database is opened, if the address is
+    taken. The bind with port sharing off in :func:`serve` is what makes it certain."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not port.isdigit() or int(port) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise OSError(f"--listen {listen}: cannot resolve {host!r}: {e}") from e
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        # SO_REUSEADDR as gRPC sets it: a port in TIME_WAIT is free, one with a listener not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise _in_use(listen) from e
+
+
 def serve(
     service: FleetService, listen: str, certs: Path | None, threads: int = 128
 ) -> tuple[grpc.Server, int]:
-    """Start the gRPC server; TLS unless ``certs`` is None (the caller's explicit --insecure)."""
+    """Start the gRPC server; TLS unless ``certs`` is None (the caller's explicit --insecure).
+
+    Port sharing is off (``grpc.so_reuseport`` 0): on Linux gRPC otherwise lets a second
+    coordinator bind the same port and the kernel splits the Pis between the two.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads),
-        options=channel_options(service.max_bytes + FRAME_OVERHEAD),
+        options=[*channel_options(service.max_bytes + FRAME_OVERHEAD), ("grpc.so_reuseport", 0)],
     )
     server.add_generic_rpc_handlers((service.handler(),))
-    if certs is None:
-        port = server.add_insecure_port(listen)
-    else:
-        creds = grpc.ssl_server_credentials(
-            [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())]
-        )
-        port = server.add_secure_port(listen, creds)
+    try:
+        if certs is None:
+            port = server.add_insecure_port(listen)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())]
+            )
+            port = server.add_secure_port(listen, creds)
+    except RuntimeError as e:  # grpcio >= 1.5x raises "Failed to bind to address ..."
+        raise _in_use(listen) from e
     if port == 0:
-        raise OSError(f"could not listen on {listen}")
+        raise _in_use(listen)
     server.start()
     return server, port

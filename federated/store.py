@@ -8,7 +8,9 @@ row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a co
 version survives a crash. Every multi-row change is one transaction.
 
 Why one file of over 400 lines: the schema and every transaction that writes it sit together,
-so that each multi-row change is visibly one transaction against the tables it touches.
+so that each multi-row change is visibly one transaction against the tables it touches. What
+must hold of the files before any transaction (owner-only modes, a foreign file refused
+untouched) lives in ``federated.store_files``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from federated.store_files import (
+    StoreFileError,
+    check_tables,
+    create_private_dir,
+    create_private_file,
+    secure_store_files,
+)
 from model.manifest import write_atomic
 
 SCHEMA_VERSION = 1
@@ -85,10 +94,23 @@ CREATE TABLE IF NOT EXISTS deployments (
     reason TEXT NOT NULL
 );
 """
+_TABLES = (
+    "meta",
+    "devices",
+    "model_versions",
+    "rounds",
+    "secagg_sessions",
+    "device_metrics",
+    "deployments",
+)
 
 
 class StoreError(RuntimeError):
     """The database or a blob is missing, corrupt, or of another schema version."""
+
+
+class MissingStore(StoreError):
+    """No database at the path a command that only reads was given."""
 
 
 class UnknownDevice(StoreError):
@@ -137,30 +159,57 @@ def hash_token(token: str) -> str:
 class Store:
     """All coordinator state; one instance per process, used from several threads."""
 
-    def __init__(self, path: str | Path, clock: Any = time.time) -> None:
+    def __init__(self, path: str | Path, clock: Any = time.time, create: bool = True) -> None:
+        """Open (``create``: or create) the database; a wrong or foreign file is refused
+        untouched. Read-only commands pass ``create=False``: a mistyped --db is an error, not a
+        new empty fleet."""
         self.path = Path(path)
         self.blob_dir = self.path.with_name(self.path.name + ".blobs")
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if not exists and not create:
+            raise MissingStore(
+                f"no pifed database at {self.path}: check --db (`pifed enroll` or `pifed server` "
+                "creates one)"
+            )
         try:
+            if not exists:
+                create_private_file(self.path)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            if exists:  # checked before anything is written to it
+                check_tables(self._db, self.path, _TABLES)
+                row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if exists and (row is None or row[0] != str(SCHEMA_VERSION)):
+                raise StoreError(
+                    f"{self.path} has schema {row[0] if row else 'none'}, this pifed uses "
+                    f"{SCHEMA_VERSION}; "
+                    "use the matching pifed version"
+                )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.DatabaseError as e:
+            if not exists:
+                self._db.executescript(_SCHEMA)
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            create_private_dir(self.blob_dir)
+            secure_store_files(self.path, self.blob_dir)
+        except StoreFileError as e:
+            self._close_quietly()
+            raise StoreError(str(e)) from e
+        except (sqlite3.DatabaseError, OSError) as e:
+            self._close_quietly()
             raise StoreError(
                 f"{self.path} is not a pifed database ({e}); pass another --db or move it away"
             ) from e
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] != str(SCHEMA_VERSION):
-            raise StoreError(
-                f"{self.path} has schema {row[0]}, this pifed uses {SCHEMA_VERSION}; "
-                "use the matching pifed version"
-            )
+        except StoreError:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -357,13 +406,29 @@ class Store:
                     (version, self._clock(), "promote", reason),
                 )
 
-    def rollback(self, version: int, reason: str) -> None:
-        """Deploy an older, previously promoted version again."""
+    def promoted_versions(self) -> list[int]:
+        """Versions the gate promoted, oldest first: what a plain rollback may return to."""
+        rows = self._db.execute(
+            "SELECT version FROM model_versions WHERE status='promoted' ORDER BY version"
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def rollback(self, version: int, reason: str, force: bool = False) -> None:
+        """Deploy an older version the gate promoted again; ``force`` (the operator's explicit
+        word) also allows one the gate never passed, such as the untrained initial model."""
         v = self.version(version)
-        if v.status not in ("promoted", "initial"):
+        if v.status == "candidate":  # a round in flight owns it until the gate judges it
+            raise StoreError(f"version {version} is a candidate still being judged")
+        if v.status != "promoted" and not force:
+            promoted = self.promoted_versions()
+            which = (
+                f"versions the gate promoted: {', '.join(map(str, promoted))}"
+                if promoted
+                else "the gate has promoted no version yet"
+            )
             raise StoreError(
-                f"version {version} is {v.status}: only a version that was once deployed "
-                "(promoted) can be rolled back to"
+                f"version {version} is {v.status}, not promoted by the gate; {which} "
+                "(--force deploys it anyway)"
             )
         with self.transaction() as db:
             db.execute(
@@ -460,6 +525,12 @@ class Store:
                     round_id,
                 ),
             )
+
+    def completed_rounds(self) -> int:
+        """How many rounds completed (gate verdict reached): a restart's ``--rounds`` counts
+        these, not the rounds this process ran."""
+        row = self._db.execute("SELECT COUNT(*) FROM rounds WHERE status='completed'").fetchone()
+        return int(row[0])
 
     def rounds(self) -> list[dict[str, Any]]:
         """Every round as a dict, oldest first."""

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from federated.store import StoreError
 from model.dataset import DataError
 from model.encoding import VocabError
 from model.manifest import ManifestError
@@ -63,6 +64,7 @@ _KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     VocabError,
     PartitionError,
     FleetFlagError,
+    StoreError,  # a missing, foreign or damaged fleet database or blob
     OSError,  # missing files, permissions, a port in use, a failed setup step
     ImportError,
 )
@@ -73,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(raw)
     args.argv = raw  # the command line as given: `pifed edge` re-runs it as its worker
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The coordinator's log is for operators: TensorFlow's C++ start-up lines (CUDA factory
+    # registration "errors" on a CPU machine among them) are not theirs to read.
+    os.environ.setdefault(
+        "TF_CPP_MIN_LOG_LEVEL", "3" if args.command in ("server", "demo") else "2"
+    )
     try:
         # A module may register several subcommands; it names itself in `module`.
         return int(_module(getattr(args, "module", args.command)).run(args) or 0)

@@ -81,7 +81,7 @@ def add_round_settings(p: argparse.ArgumentParser) -> None:
         type=int,
         default=d.local_epochs,
         metavar="E",
-        help=f"local SGD epochs per client per round (default: {d.local_epochs})",
+        help="local SGD epochs per client per round (default: %(default)s)",
     )
     p.add_argument(
         "--local-steps",
@@ -94,34 +94,47 @@ def add_round_settings(p: argparse.ArgumentParser) -> None:
         "--client-lr",
         type=float,
         default=d.client_lr,
-        help=f"on-device SGD learning rate (default: {d.client_lr})",
+        help="on-device SGD learning rate (default: %(default)s)",
     )
     p.add_argument(
         "--client-lr-schedule",
         choices=SCHEDULES,
         default=d.client_lr_schedule,
         help="client rate across the run's rounds: constant, or cosine decay towards 0 "
-        f"(default: {d.client_lr_schedule})",
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--server-lr",
         type=float,
         default=d.server_lr,
-        help=f"FedAvg server learning rate (default: {d.server_lr})",
+        help="FedAvg server learning rate (default: %(default)s)",
     )
     p.add_argument(
         "--gate-min-accuracy",
         type=float,
         default=d.gate.min_accuracy,
-        help=f"fleet on-device accuracy a version needs to be promoted "
-        f"(default: {d.gate.min_accuracy})",
+        help="fleet on-device accuracy a version needs to be promoted (default: %(default)s)",
     )
     p.add_argument(
         "--gate-tolerance",
         type=float,
         default=d.gate.tolerance,
-        help=f"how far below the deployed version a candidate may fall "
-        f"(default: {d.gate.tolerance})",
+        help="how far below the deployed version's accuracy a candidate may fall "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--gate-min-balanced-accuracy",
+        type=float,
+        default=d.gate.min_balanced_accuracy,
+        help="fleet on-device balanced accuracy (mean per-language recall) a version also "
+        "needs; 0 turns the check off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gate-balanced-tolerance",
+        type=float,
+        default=d.gate.balanced_tolerance,
+        help="how far below the deployed version's balanced accuracy a candidate may fall "
+        "(default: %(default)s)",
     )
 
 
@@ -139,42 +152,149 @@ def round_settings(args: argparse.Namespace) -> object:
         client_lr=args.client_lr,
         client_lr_schedule=args.client_lr_schedule,
         server_lr=args.server_lr,
-        gate=GateConfig(min_accuracy=args.gate_min_accuracy, tolerance=args.gate_tolerance),
+        gate=GateConfig(
+            min_accuracy=args.gate_min_accuracy,
+            tolerance=args.gate_tolerance,
+            min_balanced_accuracy=args.gate_min_balanced_accuracy,
+            balanced_tolerance=args.gate_balanced_tolerance,
+        ),
     )
 
 
 def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
     """Round flags of ``pifed server`` and ``pifed demo``: the shared round settings plus the
     fleet's own (devices, secure-aggregation clip, deployed artifact, timeouts)."""
-    p.add_argument("--rounds", type=int, default=3, help="federated rounds to run (default: 3)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="completed rounds the fleet database should have; a restarted coordinator runs "
+        "only the missing ones (default: %(default)s)",
+    )
+    g.add_argument(
+        "--more-rounds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="run until K more rounds than the database holds now have completed",
+    )
     p.add_argument(
-        "--min-devices", type=int, default=2, help="devices a round waits for (default: 2)"
+        "--min-devices",
+        type=int,
+        default=2,
+        help="devices a round waits for",
     )
     add_round_settings(p)
     p.add_argument(
         "--clip",
         type=float,
         default=1.0,
-        help="secure-aggregation clip bound per update coordinate (default: 1.0)",
+        help="secure-aggregation clip bound per update coordinate (default: %(default)s)",
     )
     p.add_argument(
         "--deploy-kind",
         choices=("float", "dynamic", "int8"),
         default="float",
-        help="the artifact devices evaluate and deploy (default: float)",
+        help="the artifact devices evaluate and deploy (default: %(default)s)",
     )
     p.add_argument(
         "--stage-timeout",
         type=float,
         default=60.0,
-        help="seconds each secure-aggregation stage waits for devices (default: 60)",
+        help="seconds each secure-aggregation stage waits for devices (default: %(default)s)",
     )
     p.add_argument(
         "--train-timeout",
         type=float,
         default=600.0,
-        help="seconds devices have to train before AdvertiseKeys closes (default: 600)",
+        help="seconds devices have to train before AdvertiseKeys closes (default: %(default)s)",
     )
+    d = _fleet_defaults()
+    p.add_argument(
+        "--eval-timeout",
+        type=float,
+        default=d["eval_timeout"],
+        metavar="S",
+        help="seconds the evaluate stage waits for the devices' metrics (default: %(default)s)",
+    )
+    p.add_argument(
+        "--deploy-timeout",
+        type=float,
+        default=d["deploy_timeout"],
+        metavar="S",
+        help="seconds the deploy stage waits for live devices to install a promoted version "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--wait-devices-timeout",
+        type=float,
+        default=d["wait_devices_timeout"],
+        metavar="S",
+        help="seconds a round waits for --min-devices connected devices before it fails "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--poll-wait",
+        type=float,
+        default=d["poll_wait"],
+        metavar="S",
+        help="seconds a device's long-poll is held open when there is nothing for it "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--live-window",
+        type=float,
+        default=d["live_window"],
+        metavar="S",
+        help="a device counts as connected if it polled within this many seconds; must exceed "
+        "--poll-wait (default: %(default)s)",
+    )
+    p.add_argument(
+        "--silence-timeout",
+        type=float,
+        default=d["silence_timeout"],
+        metavar="S",
+        help="a Pi busy on a task heartbeats every 2 s; one silent this long is gone and its "
+        "round goes on without it (default: %(default)s)",
+    )
+
+
+def _fleet_defaults() -> dict[str, float]:
+    """FleetConfig's timeout defaults (one default each, kept there)."""
+    from federated.fleet_config import FleetConfig
+
+    c = FleetConfig()
+    return {
+        k: getattr(c, k)
+        for k in (
+            "eval_timeout",
+            "deploy_timeout",
+            "wait_devices_timeout",
+            "poll_wait",
+            "live_window",
+            "silence_timeout",
+        )
+    }
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """``--help`` shows every option's default: appended where the help does not say it
+    (nothing for flags without a value or with no default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "%(default)" in text
+            or "default:" in text
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+            or not action.option_strings
+        ):
+            return text
+        return text + " (default: %(default)s)"
 
 
 class FleetFlagError(ValueError):
@@ -197,10 +317,17 @@ def _fleet_config(args: argparse.Namespace) -> object:
 
     return FleetConfig(
         rounds=args.rounds,
+        more_rounds=args.more_rounds,
         min_devices=args.min_devices,
         settings=round_settings(args),  # type: ignore[arg-type]
         clip_bound=args.clip,
         deploy_kind=args.deploy_kind,
         stage_timeout=args.stage_timeout,
         train_timeout=args.train_timeout,
+        eval_timeout=args.eval_timeout,
+        deploy_timeout=args.deploy_timeout,
+        wait_devices_timeout=args.wait_devices_timeout,
+        poll_wait=args.poll_wait,
+        live_window=args.live_window,
+        silence_timeout=args.silence_timeout,
     )

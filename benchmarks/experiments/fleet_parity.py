@@ -86,6 +86,7 @@ def run_fleet(out: Path, args: argparse.Namespace, data: str | None) -> dict[str
         "--rounds", str(args.rounds), "--local-epochs", "1", "--client-lr", str(args.lr),
         "--client-lr-schedule", args.lr_schedule, "--server-lr", str(args.server_lr),
         "--clip", str(args.clip), "--gate-min-accuracy", "0", "--gate-tolerance", "1",
+        "--gate-min-balanced-accuracy", "0", "--gate-balanced-tolerance", "1",
         "--seed", str(args.seed),
     ]  # fmt: skip
     if args.local_steps is not None:
@@ -121,7 +122,9 @@ def run_simulation(out: Path, args: argparse.Namespace, data: str | None) -> dic
             client_lr=args.lr,
             client_lr_schedule=args.lr_schedule,
             server_lr=args.server_lr,
-            gate=GateConfig(min_accuracy=0.0, tolerance=1.0),
+            gate=GateConfig(
+                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
+            ),
         ),
         batch_size=32,
         client_optimizer="sgd",

@@ -56,7 +56,11 @@ def run_fleet(
     cfg = FleetConfig(
         rounds=rounds,
         min_devices=devices,
-        settings=RoundSettings(gate=GateConfig(min_accuracy=0.0, tolerance=1.0)),
+        settings=RoundSettings(
+            gate=GateConfig(
+                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
+            )
+        ),
         stage_timeout=120,
         train_timeout=900,
         wait_devices_timeout=600,

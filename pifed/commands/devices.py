@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     """One line per device."""
     from federated.store import Store
 
-    store = Store(args.db)
+    store = Store(args.db, create=False)  # only reads: a wrong --db is exit 2, not a new file
     print(f"{'id':>4}  {'name':<20} {'status':<8} last seen")
     for d in store.devices():
         print(

@@ -11,14 +11,19 @@ from pifed import flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """``pifed models --db FILE [--json]`` and ``pifed rollback --db FILE VERSION``."""
+    """``pifed models --db FILE [--json]`` and ``pifed rollback --db FILE VERSION [--force]``."""
     p = sub.add_parser("models", help="model versions with fleet metrics and deployment status")
     flags.add_db(p)
     flags.add_json(p)
-    r = sub.add_parser("rollback", help="push an older, once-promoted version to the fleet")
+    r = sub.add_parser("rollback", help="push an older, gate-promoted version to the fleet")
     flags.add_db(r)
     r.add_argument("version", type=int, metavar="VERSION")
     r.add_argument("--reason", default="operator rollback", help="recorded with the deployment")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="deploy a version the gate never promoted (e.g. the untrained initial model)",
+    )
     r.set_defaults(module="models")
 
 
@@ -26,10 +31,10 @@ def run(args: argparse.Namespace) -> int:
     """List versions, or record a rollback deployment (a running coordinator pushes it)."""
     from federated.store import Store, StoreError
 
-    store = Store(args.db)
+    store = Store(args.db, create=False)  # never makes a new, empty fleet of a wrong --db
     try:
         if args.command == "rollback":
-            store.rollback(args.version, args.reason)
+            store.rollback(args.version, args.reason, force=args.force)
             print(
                 f"version {args.version} is now the fleet's deployed model; devices pick it "
                 "up at their next poll"

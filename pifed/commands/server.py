@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
+import logging
+import os
 import signal
-import sys
 import threading
+import warnings
 from pathlib import Path
-from typing import Any
 
-from pifed import flags
+from pifed import flags, oplog
+
+log = logging.getLogger("pifed.server")
 
 DEFAULT_LANGUAGES = (
     "Arabic",
@@ -36,7 +38,11 @@ DEFAULT_LANGUAGES = (
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``pifed server --db FILE (--certs DIR | --insecure) [--model DIR] [round flags]``."""
-    p = sub.add_parser("server", help="run the fleet coordinator (gRPC, TLS by default)")
+    p = sub.add_parser(
+        "server",
+        help="run the fleet coordinator (gRPC, TLS by default)",
+        formatter_class=flags.DefaultsShown,
+    )
     flags.add_db(p)
     flags.add_tls_server(p)
     p.add_argument(
@@ -60,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stop once the rounds are done (default: keep serving deployments)",
     )
     flags.add_seed(p)
+    p.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log one JSON object per line (ts, level, logger, msg, event fields) on stderr "
+        "(default: readable lines)",
+    )
 
 
 def initial_model(db: str, model: str | None, units: int, embed_dim: int, seed: int) -> Path:
@@ -68,20 +80,29 @@ def initial_model(db: str, model: str | None, units: int, embed_dim: int, seed: 
         return Path(model)
     folder = Path(db).with_name(Path(db).name + ".model")
     if not (folder / "manifest.json").is_file():
-        from federated.exporter import init_model
+        with oplog.progress(f"first start: building the starting model in {folder} (TensorFlow)"):
+            from federated.exporter import init_model
 
-        init_model(folder, DEFAULT_LANGUAGES, seed=seed, units=units, embed_dim=embed_dim)
+            init_model(folder, DEFAULT_LANGUAGES, seed=seed, units=units, embed_dim=embed_dim)
     return folder
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve and run rounds until done (or SIGTERM); events as JSON lines on stdout."""
+    """Serve and run rounds until done (or SIGTERM); the log is on stderr, a time on every
+    line (``--log-json``: one JSON object a line)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow can load
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"tensorflow\..*")  # the converter's UserWarnings
+    oplog.setup(json_lines=args.log_json)
     from federated.fleet import FleetServer
-
-    def log(event: dict[str, Any]) -> None:
-        print(json.dumps(event, sort_keys=True, default=str), flush=True)
+    from federated.service import check_address_free
 
     cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
+    check_address_free(args.listen)  # so does a taken port, before a model is built
+    from federated.store import Store
+
+    Store(args.db).close()  # and a foreign or damaged database (exit 2, left untouched)
+    log.info("configuration: %s", cfg.summary())  # type: ignore[attr-defined]
     model_dir = initial_model(args.db, args.model, args.units, args.embed_dim, args.seed)
     fleet = FleetServer.start(
         args.db,
@@ -89,9 +110,8 @@ def run(args: argparse.Namespace) -> int:
         cfg,  # type: ignore[arg-type]
         args.listen,
         Path(args.certs) if args.certs else None,
-        log,
+        oplog.event,
     )
-    log({"event": "listening", "port": fleet.port, "tls": bool(args.certs)})
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
@@ -103,5 +123,5 @@ def run(args: argparse.Namespace) -> int:
             done.wait(0.5)
     finally:
         fleet.close()
-    print("pifed server: stopped", file=sys.stderr)
+    log.info("stopped")
     return 0

@@ -36,18 +36,20 @@ def test_enrollment_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None
 def test_versions_blobs_gate_and_rollback(tmp_path: Path) -> None:
     store = Store(tmp_path / "fleet.db")
     v1 = store.add_version(b"w1", {"float": b"f1"}, "initial")
-    store.rollback(v1, "initial deployment")
+    store.rollback(v1, "initial deployment", force=True)
     r = store.start_round(v1, [1, 2])
     v2 = store.add_version(b"w2", {"float": b"f2"}, "candidate", parent=v1, round_id=r)
     store.judge_version(v2, True, "good", {"accuracy": 0.8})
     store.finish_round(r, True, "ok", new_version=v2, survivors=[1, 2])
     assert store.deployed().version == v2  # type: ignore[union-attr]
     assert store.get_blob(store.version(v2).artifacts["float"]) == b"f2"
-    store.rollback(v1, "operator")
+    store.rollback(v1, "operator", force=True)
     assert store.deployed().version == v1  # type: ignore[union-attr]
+    store.rollback(v2, "operator")  # promoted by the gate: no --force needed
+    assert store.deployed().version == v2  # type: ignore[union-attr]
     v3 = store.add_version(b"w3", {}, "candidate", parent=v2)
     store.judge_version(v3, False, "worse", {"accuracy": 0.1})
-    with pytest.raises(StoreError, match="only a version that was once deployed"):
+    with pytest.raises(StoreError, match="versions the gate promoted: 2 "):
         store.rollback(v3, "no")
     with pytest.raises(UnknownVersion):
         store.version(99)
@@ -76,7 +78,7 @@ import os, sys
 from federated.store import Store
 s = Store(sys.argv[1])
 v = s.add_version(b"w", {"float": b"f"}, "initial")
-s.rollback(v, "init")
+s.rollback(v, "init", force=True)
 r = s.start_round(v, [1])
 s.finish_round(r, True, "done", new_version=v)
 r2 = s.start_round(v, [1, 2])

@@ -662,6 +662,8 @@ def test_mixed_fleet_of_trixie_bookworm_and_x86_pis_completes_secure_rounds(
             "1",
             "--gate-min-accuracy",
             "0",
+            "--gate-min-balanced-accuracy",
+            "0",
             "--stage-timeout",
             "300",
         ],

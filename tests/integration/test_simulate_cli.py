@@ -76,7 +76,8 @@ def compare_run(tmp_path_factory: pytest.TempPathFactory, small_data: Path) -> I
     token = uuid.uuid4().hex
     cmd = (
         f"set -o pipefail; {sys.executable} -m pifed simulate --data {small_data} --out {out} "
-        f"--clients 3 --rounds 1 --compare --gate-min-accuracy 0.05 {' '.join(TINY)} 2>&1 | cat"
+        f"--clients 3 --rounds 1 --compare --gate-min-accuracy 0.05 "
+        f"--gate-min-balanced-accuracy 0 {' '.join(TINY)} 2>&1 | cat"
     )
     proc = subprocess.Popen(
         ["bash", "-c", cmd],

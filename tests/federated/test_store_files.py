@@ -1,0 +1,156 @@
+"""The store's files: owner-only, never created by a read, refused untouched when wrong.
+
+Real SQLite files; commands run in-process through ``pifed.cli.main``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from fleet_fakes import make_fleet_dir, seeded_store
+
+from federated.store import MissingStore, Store
+from pifed import cli
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = cli.main(list(argv))
+    return code, err.getvalue() + out.getvalue()
+
+
+def _digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_database_side_files_and_blobs_are_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # a usual umask: without care, files would be 0644
+    try:
+        store = Store(tmp_path / "fleet.db")
+        store.enroll("pi-1")
+        digest = store.put_blob(b"weights")
+        for suffix in ("", "-wal", "-shm"):
+            assert _mode(tmp_path / f"fleet.db{suffix}") == 0o600, suffix
+        assert _mode(store.blob_dir) == 0o700
+        assert _mode(store.blob_dir / digest) == 0o600
+        store.close()
+    finally:
+        os.umask(old)
+
+
+def test_wider_files_are_tightened_at_start_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Store(tmp_path / "fleet.db").close()
+    os.chmod(tmp_path / "fleet.db", 0o644)
+    os.chmod(tmp_path / "fleet.db.blobs", 0o755)
+    with caplog.at_level(logging.WARNING, logger="pifed.store"):
+        Store(tmp_path / "fleet.db").close()
+    assert _mode(tmp_path / "fleet.db") == 0o600
+    assert _mode(tmp_path / "fleet.db.blobs") == 0o700
+    assert "was mode 644 (readable by others); tightened to 600" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "command", [["devices"], ["models"], ["models", "--json"], ["rollback", "1"]]
+)
+def test_commands_that_only_read_never_create_a_database(tmp_path: Path, command: list) -> None:
+    db = tmp_path / "typo.db"
+    code, msg = _cli(command[0], "--db", str(db), *command[1:])
+    assert code == 2
+    assert f"no pifed database at {db}" in msg and "Traceback" not in msg
+    assert list(tmp_path.iterdir()) == []  # no file, no blob folder
+    with pytest.raises(MissingStore):
+        Store(db, create=False)
+
+
+def _foreign_sqlite(path: Path) -> None:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (body TEXT)")
+    con.execute("INSERT INTO notes VALUES ('my precious notes')")
+    con.commit()
+    con.close()
+
+
+def _wrong_schema(path: Path) -> None:
+    Store(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: p.write_bytes(b"not sqlite at all " * 64), "is not a pifed database"),
+        (_foreign_sqlite, "is an SQLite database but not a pifed one"),
+        (_wrong_schema, "has schema 99, this pifed uses 1"),
+    ],
+)
+@pytest.mark.parametrize("command", ["devices", "models", "enroll", "server"])
+def test_a_corrupt_or_foreign_database_is_exit_2_and_left_untouched(
+    tmp_path: Path, make: object, says: str, command: str
+) -> None:
+    db = tmp_path / "fleet.db"
+    make(db)  # type: ignore[operator]
+    before = {p.name: _digest(p) for p in tmp_path.iterdir() if p.is_file()}
+    args = {
+        "devices": ["devices", "--db", str(db)],
+        "models": ["models", "--db", str(db)],
+        "enroll": ["enroll", "--db", str(db), "pi-1"],
+        "server": ["server", "--db", str(db), "--insecure", "--listen", "127.0.0.1:0"],
+    }[command]
+    code, msg = _cli(*args)
+    assert code == 2, msg
+    assert says in msg and "Traceback" not in msg
+    assert {p.name: _digest(p) for p in tmp_path.iterdir() if p.is_file()} == before
+    assert not (tmp_path / "fleet.db.model").exists()  # the server built no model first
+
+
+@pytest.mark.parametrize("damage", ["missing", "altered"])
+def test_a_damaged_blob_of_the_deployed_version_stops_the_server_with_the_fix(
+    tmp_path: Path, damage: str
+) -> None:
+    fleet_dir = make_fleet_dir(tmp_path)
+    store, _ = seeded_store(fleet_dir, ["a"])
+    v1 = store.initial_version()
+    assert v1 is not None
+    r = store.start_round(v1.version, [1])
+    v2 = store.add_version(
+        b"w2", {"model_float.tflite": b"f2", "manifest.json": b"m"}, "candidate", 1, r
+    )
+    store.judge_version(v2, True, "good", {"accuracy": 0.9})
+    store.start_round(v2, [1])  # a round left running: a start that goes ahead aborts it
+    blob = store.blob_dir / store.version(v2).artifacts["model_float.tflite"]
+    store.close()
+    if damage == "missing":
+        blob.unlink()
+    else:
+        os.chmod(blob, 0o600)
+        blob.write_bytes(b"tampered")
+    code, msg = _cli(
+        "server", "--db", str(fleet_dir / "fleet.db"), "--insecure", "--listen", "127.0.0.1:0",
+        "--model", str(fleet_dir / "model"),
+    )  # fmt: skip
+    assert code == 2, msg
+    assert "Traceback" not in msg
+    assert f"the deployed version {v2}'s model_float.tflite" in msg
+    assert ("missing" if damage == "missing" else "corrupted") in msg
+    assert "pifed rollback" in msg and "nothing was changed" in msg
+    store = Store(fleet_dir / "fleet.db")
+    assert [r["status"] for r in store.rounds()] == ["running", "running"]  # not aborted
+    store.close()

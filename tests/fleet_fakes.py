@@ -1,0 +1,185 @@
+"""In-process fake devices for coordinator tests: real frames, real secure aggregation.
+
+Fake devices call ``Coordinator.poll`` / ``submit`` directly (no gRPC, no subprocesses), speak the
+real wire frames and typed tasks, and run the real secure-aggregation client; the store is a real
+SQLite file. Only the TFLite exporter is faked (it needs TensorFlow): it returns marked bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edge.secagg import (
+    ClientProtocol,
+    decode_message,
+)
+from edge.tasks import (
+    DeployReply,
+    DeployTask,
+    ErrorReply,
+    EvaluateReply,
+    EvaluateTask,
+    IdleTask,
+    PollRequest,
+    Reply,
+    SecAggReply,
+    SecAggTask,
+    TrainReply,
+    TrainTask,
+    decode_task,
+    reply_frame,
+)
+from edge.wire import decode, encode
+from federated.broker import StaleTask
+from federated.coordinator import Coordinator, FleetConfig
+from federated.gate import GateConfig
+from federated.round_settings import RoundSettings
+from federated.store import Device, Store
+from model.encoding import Vocab
+from model.manifest import MANIFEST_NAME, ModelManifest, WeightSpec
+
+N_PARAMS = 12
+
+
+class FakeExporter:
+    """Stands in for the TFLite converter: marked bytes per version."""
+
+    def __init__(self) -> None:
+        self.exported: list[np.ndarray] = []
+
+    def export(self, flat: np.ndarray, version: int, kinds: tuple[str, ...]) -> dict[str, bytes]:
+        self.exported.append(np.array(flat))
+        files = {f"model_{k}.tflite": f"{k}-{version}".encode() for k in kinds}
+        return {MANIFEST_NAME: f"manifest-{version}".encode(), **files}
+
+
+def make_fleet_dir(tmp_path: Path) -> Path:
+    """A template model folder (manifest only) under ``tmp_path``; returns ``tmp_path``."""
+    manifest = ModelManifest(
+        languages=("Czech", "Dutch"),
+        vocab=Vocab(("a", "b"), 16),
+        model_config={},
+        artifacts={},
+        weights=(WeightSpec("w", (N_PARAMS,)),),
+        train_batch=32,
+    )
+    manifest.save(tmp_path / "model")
+    return tmp_path
+
+
+def seeded_store(fleet_dir: Path, names: list[str]) -> tuple[Store, list[Device]]:
+    store = Store(fleet_dir / "fleet.db")
+    if store.initial_version() is None:
+        files = {
+            MANIFEST_NAME: (fleet_dir / "model" / MANIFEST_NAME).read_bytes(),
+            "train.tflite": b"train-program",
+            "model_float.tflite": b"float-0",
+        }
+        store.add_version(np.zeros(N_PARAMS, np.float32).tobytes(), files, "initial")
+    tokens = [store.enroll(n) for n in names]
+    return store, [store.authenticate(t) for t in tokens]
+
+
+def fake_cfg(**kw: object) -> FleetConfig:
+    base: dict = dict(
+        rounds=1,
+        min_devices=3,
+        threshold=2,
+        poll_wait=0.2,
+        live_window=30.0,
+        stage_timeout=10.0,
+        train_timeout=600.0,
+        eval_timeout=30.0,
+        deploy_timeout=10.0,
+        wait_devices_timeout=30.0,
+        settings=RoundSettings(
+            gate=GateConfig(
+                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
+            )
+        ),
+    )
+    base.update(kw)
+    return FleetConfig(**base)
+
+
+class FakePi:
+    """A device that answers tasks in-process through real frames."""
+
+    def __init__(
+        self,
+        coord: Coordinator,
+        device: Device,
+        update: float,
+        examples: int = 10,
+        fail_train: bool = False,
+        hook: Callable[[FakePi, object], None] | None = None,
+    ) -> None:
+        self.coord, self.device = coord, device
+        self.update = np.full(N_PARAMS, update, np.float32)
+        self.examples = examples
+        self.fail_train = fail_train
+        self.hook = hook
+        self.deployed: int | None = None
+        self.seen: list[str] = []
+        self.stale: list[StaleTask] = []
+        self.dead = False
+        self.client: ClientProtocol | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            head, payload = self.coord.poll(self.device, PollRequest(self.deployed).header())
+            frame = decode(encode(head, payload), 1 << 20)  # through the real wire format
+            task = decode_task(frame)
+            if isinstance(task, IdleTask):
+                continue
+            self.seen.append(task.kind)
+            if self.hook is not None:
+                self.hook(self, task)
+            if self.dead:  # a hook may have cut the power: no answer, no more polls
+                return
+            reply = self.answer(task, frame.payload)
+            out_head, out_payload = reply_frame(frame.get("task", str), reply)
+            try:
+                self.coord.submit(self.device, decode(encode(out_head, out_payload), 1 << 20))
+            except StaleTask as e:
+                self.stale.append(e)
+
+    def answer(self, task: object, payload: bytes) -> Reply:
+        if isinstance(task, TrainTask):
+            if self.fail_train:
+                return ErrorReply("RuntimeError: the trainer crashed")
+            self.client = ClientProtocol(task.client_id, task.secagg)
+            return TrainReply(0.5, 0.01, task.lr, task.local_steps, self.examples)
+        if isinstance(task, SecAggTask):
+            if self.client is None:  # as the real edge: no session without a training task
+                return ErrorReply("WireError: secure-aggregation request without a training task")
+            msg = decode_message(payload)
+            out = self.client.respond(msg, [self.update], self.examples)
+            return SecAggReply(type(msg).__name__, out.to_bytes())
+        if isinstance(task, EvaluateTask):
+            return EvaluateReply(
+                task.version,
+                {"n": 20, "accuracy": 0.8, "balanced_accuracy": 0.6, "macro_f1": 0.5},
+            )
+        assert isinstance(task, DeployTask)
+        self.deployed = task.version
+        return DeployReply(task.version)
+
+
+def run_one_round(coord: Coordinator, pis: list[FakePi]) -> dict:
+    for p in pis:
+        p.thread.start()
+    try:
+        return coord.run_round()
+    finally:
+        for p in pis:
+            p.stop.set()
+        coord.stop()
+        for p in pis:
+            p.thread.join(timeout=5)
