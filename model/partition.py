@@ -119,7 +119,7 @@ def partition(
     if len(rows) < n_devices * MIN_ROWS_PER_DEVICE:
         raise PartitionError(
             f"{len(rows)} training rows cannot give {n_devices} devices {MIN_ROWS_PER_DEVICE} "
-            "rows each; use fewer devices"
+            f"rows each; use fewer devices (at most {len(rows) // MIN_ROWS_PER_DEVICE})"
         )
     rng = np.random.default_rng(seed)
     for _attempt in range(20):

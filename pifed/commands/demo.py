@@ -146,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from federated.fleet import FleetServer
     from federated.store import Store
     from model.dataset import load_names, resolve_data_dir, write_names
-    from model.partition import partition
-    from model.split import split_by_name
+    from model.deal import deal_to_devices
 
     warnings.filterwarnings("ignore", module=r"tensorflow\..*")  # the converter's UserWarnings
     console = Console(stderr=True)
@@ -162,9 +161,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} already holds a demo; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
     ds = load_names(resolve_data_dir(args.data))
-    train, test = split_by_name(ds, 0.2, args.seed)
-    parts = partition(ds, train, n, args.partition, args.seed)
-    write_names(ds, test, out / "test_names")
+    deal = deal_to_devices(ds, n, args.partition, args.seed, test_frac=0.2)
+    write_names(ds, deal.test, out / "test_names")
     certs = make_certs(out / "certs")
     store = Store(out / "fleet.db")
     tokens = {f"pi-{i + 1}": store.enroll(f"pi-{i + 1}") for i in range(n)}
@@ -234,11 +232,7 @@ def run(args: argparse.Namespace) -> int:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for i, (name, token) in enumerate(tokens.items()):
             dev = out / "devices" / name
-            write_names(
-                ds,
-                __import__("numpy").concatenate([parts[i].train, parts[i].holdout]),
-                dev / "names",
-            )
+            write_names(ds, deal.devices[i], dev / "names")
             log = open(dev / "edge.log", "wb")  # noqa: SIM115 - closed in finally
             logs.append(log)
             release = arm64_release_of(i, args.arm64_edges, args.arm64_release)

@@ -51,3 +51,13 @@ def test_a_coordinator_command_on_a_pi_fails_with_a_clear_message(tmp_path: Path
     proc = _pifed("train", "--data", str(tmp_path), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "blocked" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_pi_owner_can_split_the_data_without_tensorflow(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fleet"
+    proc = _pifed("data", "split", "--data", str(data_dir), "--devices", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("names") == 2 and (out / "pi-2" / "Russian.txt").is_file()
+    again = _pifed("data", "split", "--data", str(data_dir), "--devices", "2", "--out", str(out))
+    assert again.returncode == 2 and "not empty" in again.stderr
+    assert "Traceback" not in again.stderr
