@@ -57,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Download into the cache (verified by content), or print a folder's counts."""
+    """Download into the cache (verified by content), print a folder's counts, or deal it
+    into one folder per Pi."""
     if args.data_command == "download":
         dest = Path(args.out) if args.out else default_cache_dir()
         counts = download_names(dest, args.url or PUBLIC_URL)
