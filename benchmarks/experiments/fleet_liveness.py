@@ -51,6 +51,7 @@ def run_drill(
     ds: NamesDataset, out: Path, model: Path, certs: Path, devices: int, stage: str
 ) -> dict[str, Any]:
     """One drill: the last Pi hangs in ``stage`` and is killed; returns the timings."""
+    out.mkdir(parents=True, exist_ok=True)
     train, _ = split_by_name(ds, 0.2, 0)
     parts = partition(ds, train, devices, "iid", 0)
     store = Store(out / "fleet.db")
