@@ -32,4 +32,4 @@ lint: uv
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check model edge/runtime.py edge/trainer.py edge/evaluate.py pifed
 	$(UV) run --frozen mypy
-	$(UV) run --frozen mypy benchmarks/suite/*.py benchmarks/experiments/fleet_parity.py
+	$(UV) run --frozen mypy benchmarks/suite/*.py benchmarks/experiments/fleet_parity.py benchmarks/experiments/fleet_liveness.py

@@ -50,7 +50,10 @@ class Beating:
             self._thread.join(timeout=self._every + 11)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
+        # The first beat goes at once: until a Pi has heartbeated, the coordinator cannot tell
+        # it from a Pi without heartbeats and waits for it until the stage's deadline, so a Pi
+        # dying in the first seconds of its first task would hold its round that long.
+        while True:
             try:
                 self._channel.heartbeat(Heartbeat(self._task).header(), timeout=10)
                 self.sent += 1
@@ -59,3 +62,5 @@ class Beating:
                     self._support.supported = False
                     return
                 # Unreachable for now: the task's own answer will find out; keep beating.
+            if self._stop.wait(self._every):
+                return

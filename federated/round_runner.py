@@ -279,6 +279,8 @@ class RoundRunner:
             for gone in self.broker.unreachable(sorted(waiting), self.cfg.silence_timeout):
                 log.warning("device %s is gone (no contact within the live window)", gone)
                 waiting.discard(gone)
+                # Not live until it polls again: deploy and the next round do not wait for it.
+                self.broker.mark_dropped([gone])
             if not waiting:
                 break
             d = self.broker.next_reply(round_id, (EVALUATE,), timeout=0.1)
@@ -320,6 +322,13 @@ class RoundRunner:
         while self._clock() < deadline and not self._stop.is_set():
             # Wait for live devices only: one that stopped polling gets it when it is back.
             live = [lk.device_id for lk in self.broker.live_devices()]
+            # A busy, heartbeating device silent past the silence timeout is gone too (as in
+            # the other stages), not only once its last contact leaves the live window.
+            gone = self.broker.unreachable(live, self.cfg.silence_timeout)
+            if gone:
+                log.warning("device(s) %s gone during deploy (no contact)", gone)
+                self.broker.mark_dropped(gone)
+                live = [d for d in live if d not in gone]
             if not self.broker.deploys_pending(live):
                 break
             self._stop.wait(0.1)

@@ -46,3 +46,15 @@ def test_an_unreachable_coordinator_does_not_stop_the_beat() -> None:
     with Beating(ch, "t1", 0.02, support):  # type: ignore[arg-type]
         time.sleep(0.2)
     assert len(ch.beats) >= 3 and support.supported
+
+
+def test_the_first_beat_goes_at_once() -> None:
+    # Until a Pi has heartbeated the coordinator judges it by the stage's deadline only, so a
+    # Pi killed in the first seconds of its first task held its round until that deadline
+    # (caught by tests/integration/test_fleet_drills.py).
+    ch, support = FakeChannel(), HeartbeatSupport()
+    with Beating(ch, "t1", 30.0, support) as b:  # type: ignore[arg-type]
+        deadline = time.monotonic() + 2
+        while not ch.beats and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(ch.beats) == 1 and b.sent == 1
