@@ -56,16 +56,22 @@ class TrainerChoice:
         return OnDeviceTrainer(folder)
 
 
-def choose_trainer(
-    folder: str | os.PathLike[str], env: dict[str, str] | None = None
-) -> TrainerChoice:
-    """Pick the trainer for the train program in ``folder`` (see the module docstring)."""
-    env = dict(os.environ if env is None else env)
+def wanted_trainer(env: dict[str, str]) -> str:
+    """``PIFED_TRAINER``'s value: tflite, numpy or auto (unset); anything else is refused."""
     wanted = env.get(TRAINER_ENV, "").strip() or "auto"
     if wanted not in (*TRAINERS, "auto"):
         raise TrainerChoiceError(
             f"{TRAINER_ENV}={wanted!r}: use tflite, numpy or auto (the default)"
         )
+    return wanted
+
+
+def choose_trainer(
+    folder: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> TrainerChoice:
+    """Pick the trainer for the train program in ``folder`` (see the module docstring)."""
+    env = dict(os.environ if env is None else env)
+    wanted = wanted_trainer(env)
     if wanted != "auto":
         return TrainerChoice(wanted, f"{TRAINER_ENV}={wanted}")
     try:
@@ -107,11 +113,7 @@ def check_runtimes(env: dict[str, str] | None = None) -> str:
     from edge.runtime import runtime_name
 
     env = dict(os.environ if env is None else env)
-    wanted = env.get(TRAINER_ENV, "").strip() or "auto"
-    if wanted not in (*TRAINERS, "auto"):
-        raise TrainerChoiceError(
-            f"{TRAINER_ENV}={wanted!r}: use tflite, numpy or auto (the default)"
-        )
+    wanted = wanted_trainer(env)
     inference = runtime_name("inference")  # raises RuntimeMissing naming the fix
     if wanted == "tflite":
         training = runtime_name("training")
