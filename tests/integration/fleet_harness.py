@@ -9,12 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.device_token import write_token_file
-from model.dataset import write_names
+from federated.coordinator import FleetConfig
+from federated.fleet import FleetServer
+from federated.store import Store
+from model.dataset import NamesDataset, write_names
 
 # A device's private names folder in the data set's layout (the product's own writer).
 write_device_names = write_names
@@ -103,3 +109,78 @@ class Edge:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def device_folders(
+    ds: NamesDataset, root: Path, n: int, per_device: int = 300, seed: int = 0
+) -> list[Path]:
+    """``n`` private names folders of ``per_device`` names each (one seeded permutation)."""
+    rows = np.random.default_rng(seed).permutation(len(ds))
+    return [
+        write_device_names(
+            ds, rows[i * per_device : (i + 1) * per_device], root / f"pi-{i}" / "names"
+        )
+        for i in range(n)
+    ]
+
+
+@dataclass
+class RunningFleet:
+    """A coordinator in this process (its events time-stamped) and its edge subprocesses."""
+
+    server: FleetServer
+    edges: list[Edge]
+    events: list[tuple[float, dict[str, Any]]]
+
+    def at(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
+        """The events of this kind so far, with when they happened."""
+        return [(t, e) for t, e in list(self.events) if e.get("event") == kind]
+
+
+@contextlib.contextmanager
+def started_fleet(
+    root: Path,
+    model: Path,
+    certs: Path,
+    cfg: FleetConfig,
+    folders: list[Path],
+    edge_kw: dict[int, dict[str, Any]] | None = None,
+    connect_timeout: float = 120,
+) -> Iterator[RunningFleet]:
+    """Enroll one Pi per folder, start the coordinator and the Pis (``edge_kw[i]`` holds Pi
+    ``i``'s fault flags), and wait until every Pi is connected; stop everything on exit."""
+    store = Store(root / "fleet.db")
+    tokens = [store.enroll(f"pi-{i}") for i in range(len(folders))]
+    store.close()
+    events: list[tuple[float, dict[str, Any]]] = []
+    server = FleetServer.start(
+        root / "fleet.db",
+        model,
+        cfg,
+        "127.0.0.1:0",
+        certs,
+        on_event=lambda e: events.append((time.monotonic(), e)),
+    )
+    edges = [
+        Edge(
+            f"pi-{i}",
+            server.port,
+            tok,
+            folder,
+            root,
+            certs / "ca.pem",
+            seed=i,
+            **(edge_kw or {}).get(i, {}),
+        )
+        for i, (tok, folder) in enumerate(zip(tokens, folders, strict=True))
+    ]
+    try:
+        deadline = time.monotonic() + connect_timeout
+        while len(server.coordinator.live_devices()) < len(folders):
+            assert time.monotonic() < deadline, "the edge processes never all connected"
+            time.sleep(0.1)
+        yield RunningFleet(server, edges, events)
+    finally:
+        for e in edges:
+            e.stop()
+        server.close()

@@ -15,40 +15,25 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from fleet_harness import Edge, write_device_names  # tests/integration on sys.path
+from fleet_harness import (  # tests/integration on sys.path
+    Edge,
+    device_folders,
+    started_fleet,
+    write_device_names,
+)
 
 from edge.transport import ChannelConfig, FleetChannel, TransportError
 from edge.wire import encode
-from federated.certs import make_certs
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
 from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from federated.store import Store
-from model.dataset import NamesDataset, load_names
+from model.dataset import NamesDataset
 
 pytestmark = pytest.mark.slow  # starts TensorFlow, TFF or real processes
 
 NAMES_PER_DEVICE = 300
-
-
-@pytest.fixture(scope="module")
-def ds(data_dir: Path) -> NamesDataset:
-    return load_names(data_dir)
-
-
-@pytest.fixture(scope="module")
-def fleet_model(tmp_path_factory: pytest.TempPathFactory, ds: NamesDataset) -> Path:
-    from federated.exporter import init_model
-
-    out = tmp_path_factory.mktemp("init-model")
-    init_model(out, ds.languages, seed=0, units=8, embed_dim=8, bidirectional=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_certs(tmp_path_factory.mktemp("certs")).ca_cert.parent
 
 
 def _cfg(rounds: int = 1, min_devices: int = 2, **kw: object) -> FleetConfig:
@@ -374,10 +359,6 @@ def test_a_one_language_pi_joins_and_a_pi_with_an_unknown_language_is_dropped_at
     holds a language the model does not know, says so in its training reply, and is dropped
     from the session at once instead of the round waiting out the 300 s training timeout."""
     cfg = _cfg(rounds=1, min_devices=3, threshold=2, train_timeout=300.0)
-    store = Store(tmp_path / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(3)]
-    store.close()
-    server = FleetServer.start(tmp_path / "fleet.db", fleet_model, cfg, "127.0.0.1:0", certs)
     greek = np.flatnonzero(ds.labels == ds.languages.index("Greek"))
     mixed = np.random.default_rng(0).permutation(len(ds))[:NAMES_PER_DEVICE]
     unknown = tmp_path / "pi-2" / "names"
@@ -389,83 +370,45 @@ def test_a_one_language_pi_joins_and_a_pi_with_an_unknown_language_is_dropped_at
         unknown,
     ]
     assert [p.name for p in folders[0].iterdir()] == ["Greek.txt"]
-    edges = [
-        Edge(f"pi-{i}", server.port, tok, folder, tmp_path, certs / "ca.pem", seed=i)
-        for i, (tok, folder) in enumerate(zip(tokens, folders, strict=True))
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while len(server.coordinator.live_devices()) < 3:
-            assert time.monotonic() < deadline, "the three edge processes never all connected"
-            time.sleep(0.1)
+    with started_fleet(tmp_path, fleet_model, certs, cfg, folders) as fleet:
         t = time.monotonic()
-        (summary,) = server.coordinator.run()
+        (summary,) = fleet.server.coordinator.run()
         assert time.monotonic() - t < 120
         assert summary["ok"], summary
         assert summary["survivors"] == 2
-        failed = [e for e in edges[2].events() if e.get("event") == "train"]
+        failed = [e for e in fleet.edges[2].events() if e.get("event") == "train"]
         assert failed and "Klingon" in failed[0]["error"], failed
         assert summary["device_reports"] >= 2  # the Greek-only Pi evaluated too
-    finally:
-        for e in edges:
-            e.stop()
-        server.close()
 
 
 def test_a_native_crash_in_training_is_reported_and_the_pi_rejoins(
     tmp_path: Path, fleet_model: Path, certs: Path, ds: NamesDataset
 ) -> None:
-    """Pi 2's worker dies of SIGSEGV inside training (as ai-edge-litert's train does on an
-    emulated Trixie Pi). Its supervisor answers the training task as failed, so the coordinator
+    """Pi 2's worker dies of SIGSEGV inside training (as ai-edge-litert's train did on an
+    emulated Pi). Its supervisor answers the training task as failed, so the coordinator
     drops it at once (not after the 300 s training timeout), and restarts the worker, which
     takes part in the next round."""
     cfg = _cfg(rounds=2, min_devices=3, threshold=2, train_timeout=300.0)
-    store = Store(tmp_path / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(3)]
-    store.close()
-    server = FleetServer.start(tmp_path / "fleet.db", fleet_model, cfg, "127.0.0.1:0", certs)
-    rows = np.random.default_rng(0).permutation(len(ds))
-    edges = [
-        Edge(
-            f"pi-{i}",
-            server.port,
-            tok,
-            write_device_names(
-                ds,
-                rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE],
-                tmp_path / f"pi-{i}" / "names",
-            ),
-            tmp_path,
-            certs / "ca.pem",
-            seed=i,
-            crash_in="train" if i == 2 else None,
-        )
-        for i, tok in enumerate(tokens)
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while len(server.coordinator.live_devices()) < 3:
-            assert time.monotonic() < deadline, "the three edge processes never all connected"
-            time.sleep(0.1)
+    folders = device_folders(ds, tmp_path, 3, NAMES_PER_DEVICE)
+    with started_fleet(
+        tmp_path, fleet_model, certs, cfg, folders, {2: {"crash_in": "train"}}
+    ) as fleet:
+        coordinator, pi = fleet.server.coordinator, fleet.edges[2]
         t = time.monotonic()
-        first = server.coordinator.run_round()
+        first = coordinator.run_round()
         assert time.monotonic() - t < 60, "the round waited for the crashed Pi"
         assert first["ok"] and first["survivors"] == 2, first
-        events = edges[2].events()
+        events = pi.events()
         crash = [e for e in events if e.get("event") == "crash"]
         assert crash == [{"event": "crash", "signal": "SIGSEGV", "task": "train"}], events
         assert any(e.get("event") == "restart" for e in events)
-        assert edges[2].proc.poll() is None  # the Pi is still up
+        assert pi.proc.poll() is None  # the Pi is still up
         deadline = time.monotonic() + 120
-        while len(server.coordinator.live_devices()) < 3:
+        while len(coordinator.live_devices()) < 3:
             assert time.monotonic() < deadline, "the restarted worker never came back"
             time.sleep(0.1)
-        second = server.coordinator.run_round()
+        second = coordinator.run_round()
         assert second["ok"] and second["survivors"] == 3, second
-    finally:
-        for e in edges:
-            e.stop()
-        server.close()
 
 
 def test_a_pi_killed_mid_training_is_dropped_once_silent_not_at_the_deadline(
@@ -475,60 +418,24 @@ def test_a_pi_killed_mid_training_is_dropped_once_silent_not_at_the_deadline(
     loses power (kill -9). The round completes with the other two within seconds of the kill,
     not at the 300 s training deadline."""
     cfg = _cfg(rounds=1, min_devices=3, threshold=2, train_timeout=300.0, silence_timeout=4.0)
-    store = Store(tmp_path / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(3)]
-    store.close()
-    events: list[tuple[float, dict]] = []
-    server = FleetServer.start(
-        tmp_path / "fleet.db",
-        fleet_model,
-        cfg,
-        "127.0.0.1:0",
-        certs,
-        on_event=lambda e: events.append((time.monotonic(), e)),
-    )
-    rows = np.random.default_rng(0).permutation(len(ds))
-    edges = [
-        Edge(
-            f"pi-{i}",
-            server.port,
-            tok,
-            write_device_names(
-                ds,
-                rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE],
-                tmp_path / f"pi-{i}" / "names",
-            ),
-            tmp_path,
-            certs / "ca.pem",
-            seed=i,
-            hang_in="train" if i == 2 else None,
-        )
-        for i, tok in enumerate(tokens)
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while len(server.coordinator.live_devices()) < 3:
-            assert time.monotonic() < deadline, "the three edge processes never all connected"
-            time.sleep(0.1)
-        runner = server.run_rounds_in_background()
-        edges[2].wait_for(lambda e: e.get("event") == "fault_hang")
+    folders = device_folders(ds, tmp_path, 3, NAMES_PER_DEVICE)
+    with started_fleet(
+        tmp_path, fleet_model, certs, cfg, folders, {2: {"hang_in": "train"}}
+    ) as fleet:
+        runner = fleet.server.run_rounds_in_background()
+        fleet.edges[2].wait_for(lambda e: e.get("event") == "fault_hang")
         time.sleep(8)  # twice the silence timeout: a busy, heartbeating Pi is not dropped
-        assert not any(e.get("event") == "device_gone" for _, e in events), events
+        assert not fleet.at("device_gone"), fleet.events
         assert runner.is_alive()
-        edges[2].kill()
+        fleet.edges[2].kill()
         killed = time.monotonic()
         runner.join(timeout=120)
-        ends = [t for t, e in events if e.get("event") == "round_end"]
-        assert ends and ends[0] - killed < 20, (ends, killed)
-        (end,) = [e for _, e in events if e.get("event") == "round_end"]
-        assert end["ok"] and end["survivors"] == 2, end
-        gone = [t for t, e in events if e.get("event") == "device_gone"]
-        assert gone and gone[0] - killed < cfg.silence_timeout + 3
+        ends = fleet.at("round_end")
+        assert ends and ends[0][0] - killed < 20, (ends, killed)
+        assert ends[0][1]["ok"] and ends[0][1]["survivors"] == 2, ends
+        gone = fleet.at("device_gone")
+        assert gone and gone[0][0] - killed < cfg.silence_timeout + 3
         print(
-            f"kill -9 mid-training: dropped {gone[0] - killed:.1f} s after the kill "
-            f"(silence timeout {cfg.silence_timeout:.0f} s), round done {ends[0] - killed:.1f} s"
+            f"kill -9 mid-training: dropped {gone[0][0] - killed:.1f} s after the kill "
+            f"(silence timeout {cfg.silence_timeout:.0f} s), round done {ends[0][0] - killed:.1f} s"
         )
-    finally:
-        for e in edges:
-            e.stop()
-        server.close()

@@ -18,42 +18,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from fleet_harness import Edge, write_device_names  # tests/integration on sys.path
+from fleet_harness import Edge, device_folders, started_fleet  # tests/integration on sys.path
 
-from federated.certs import make_certs
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
 from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
-from federated.store import Store
-from model.dataset import NamesDataset, load_names
+from model.dataset import NamesDataset
 
 pytestmark = pytest.mark.slow  # starts TensorFlow and real processes
 
 NAMES_PER_DEVICE = 300
 SILENCE = 3.0  # --silence-timeout for these drills (default 10 s)
 LIVE = 5.0  # --live-window for these drills (default 20 s)
-
-
-@pytest.fixture(scope="module")
-def ds(data_dir: Path) -> NamesDataset:
-    return load_names(data_dir)
-
-
-@pytest.fixture(scope="module")
-def fleet_model(tmp_path_factory: pytest.TempPathFactory, ds: NamesDataset) -> Path:
-    from federated.exporter import init_model
-
-    out = tmp_path_factory.mktemp("init-model")
-    init_model(out, ds.languages, seed=0, units=8, embed_dim=8, bidirectional=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_certs(tmp_path_factory.mktemp("certs")).ca_cert.parent
 
 
 def _cfg(rounds: int, n: int, live_window: float = LIVE) -> FleetConfig:
@@ -128,53 +106,17 @@ def drill(
 ) -> Iterator[Drill]:
     """Start the fleet, wait until all ``n`` Pis are connected, run the rounds in the
     background; stop everything on exit."""
-    store = Store(root / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(n)]
-    store.close()
-    events: list[tuple[float, dict[str, Any]]] = []
-    cfg = _cfg(rounds, n, live_window)
-    server = FleetServer.start(
-        root / "fleet.db",
-        model,
-        cfg,
-        "127.0.0.1:0",
-        certs,
-        on_event=lambda e: events.append((time.monotonic(), e)),
-    )
-    rows = np.random.default_rng(0).permutation(len(ds))
-    edges = [
-        Edge(
-            f"pi-{i}",
-            server.port,
-            tok,
-            write_device_names(
-                ds,
-                rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE],
-                root / f"pi-{i}" / "names",
-            ),
-            root,
-            certs / "ca.pem",
-            seed=i,
-            hang_in=(hang or {}).get(i),
-            exit_after=(exit_after or {}).get(i),
-        )
-        for i, tok in enumerate(tokens)
-    ]
-    d = Drill(server, edges)
-    d.events = events
-    try:
-        deadline = time.monotonic() + 120
-        while len(server.coordinator.live_devices()) < n:
-            assert time.monotonic() < deadline, f"the {n} edge processes never all connected"
-            time.sleep(0.1)
-        runner = server.run_rounds_in_background()
+    kw = {i: {"hang_in": k} for i, k in (hang or {}).items()}
+    for i, stage in (exit_after or {}).items():
+        kw.setdefault(i, {})["exit_after"] = stage
+    folders = device_folders(ds, root, n, NAMES_PER_DEVICE)
+    with started_fleet(root, model, certs, _cfg(rounds, n, live_window), folders, kw) as f:
+        d = Drill(f.server, f.edges)
+        d.events = f.events
+        runner = f.server.run_rounds_in_background()
         yield d
         runner.join(timeout=60)
         assert not runner.is_alive(), "the coordinator did not finish its rounds"
-    finally:
-        for e in edges:
-            e.stop()
-        server.close()
 
 
 def _kill_when_hanging(d: Drill, i: int) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fleet_harness import Edge
-from test_fleet import _cfg, certs, ds, fleet_factory, fleet_model  # noqa: F401  (fixtures)
+from test_fleet import _cfg, fleet_factory  # noqa: F401  (a fixture; the others: conftest)
 
 from edge.state import DeviceState
 from model.manifest import MANIFEST_NAME, sha256_file
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # starts TensorFlow and real processes
 
 def test_a_damaged_deployed_model_is_fetched_again_and_old_rounds_are_pruned(
     fleet_factory,  # noqa: F811
-    certs: Path,  # noqa: F811
+    certs: Path,
 ) -> None:
     fleet = fleet_factory(2, _cfg(rounds=2))
     summaries = fleet.server.coordinator.run()
