@@ -10,6 +10,8 @@ state machine lives in :mod:`federated.secagg_server`. See docs/secure-aggregati
 from .client import ClientProtocol
 from .config import SecAggConfig, StageTimeouts, default_threshold
 from .errors import (
+    BadSignature,
+    CertificateError,
     ConfigError,
     DecryptionError,
     DTypeError,
@@ -53,6 +55,8 @@ from .stages import Stage
 __all__ = [
     "AdvertiseKeysReply",
     "AdvertiseKeysRequest",
+    "BadSignature",
+    "CertificateError",
     "ClientMessage",
     "ClientProtocol",
     "Clock",

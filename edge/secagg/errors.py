@@ -8,6 +8,8 @@ catch the base class, log ``str(exc)`` (which names the problem and the fix) and
 from __future__ import annotations
 
 __all__ = [
+    "BadSignature",
+    "CertificateError",
     "ConfigError",
     "DTypeError",
     "DecryptionError",
@@ -109,3 +111,11 @@ class RoundAborted(SecAggError):
 
 class TooFewSurvivors(RoundAborted):
     """Fewer clients than the threshold are left, so the round aborts and reveals nothing."""
+
+
+class BadSignature(SecAggError):
+    """An Ed25519 signature does not verify under the key it claims."""
+
+
+class CertificateError(SecAggError):
+    """A device certificate is malformed, names another device or is not the authority's."""
