@@ -80,7 +80,8 @@ class Coordinator:
             self._emit,
             self._stop,
             clock,
-            exporter,  # None: built at the first export (it loads TensorFlow)
+            # Without TensorFlow where model_dir has a verified template map (float, dynamic).
+            exporter if exporter is not None else CandidateExporter(self.template, model_dir),
         )
 
     # -- setup ---------------------------------------------------------------------------------

@@ -1,21 +1,39 @@
 """Turn an aggregated weight vector into the TFLite files a Pi evaluates and deploys.
 
-The coordinator holds TensorFlow (the Pis do not): it rebuilds the Keras model from the
-manifest's config, loads the flat FedAvg weights and exports the inference artifacts with the
-same builtins-only converter as ``pifed train``. It has no names to calibrate int8 with (names
-never leave a Pi), so int8 calibration uses synthetic, name-shaped strings from the vocabulary.
+Two ways, one interface (:class:`CandidateExporter`):
+
+- **Template map** (no TensorFlow): a model folder made with TensorFlow carries
+  ``tflite_map.npz``, a verified map from the flat weights to the float and dynamic files'
+  bytes (model/template_map.py); each round's files are written with numpy alone
+  (model/tflite_template.py), byte-identical to the converter's.
+- **Converter** (TensorFlow): the Keras model is rebuilt from the manifest's config, loaded with
+  the FedAvg weights and exported with the same builtins-only converter as ``pifed train``. int8
+  always takes this path: it needs calibration, and with no names on the coordinator (names
+  never leave a Pi) it calibrates on synthetic, name-shaped strings from the vocabulary.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from model.config import MAX_LEN, ModelConfig
 from model.encoding import Vocab, public_alphabet
-from model.manifest import MANIFEST_NAME, ModelManifest, unflatten_weights
+from model.manifest import MANIFEST_NAME, ManifestError, ModelManifest, unflatten_weights
+from model.tflite_template import MAP_FILE, MAP_KIND, TemplateMap, TemplateMapError
+
+log = logging.getLogger("pifed.exporter")
+# The artifact file of each kind (model/export.py's names; that module needs TensorFlow).
+ARTIFACT_FILES = {
+    "float": "model_float.tflite",
+    "dynamic": "model_dynamic.tflite",
+    "int8": "model_int8.tflite",
+}
 
 SYNTHETIC_NAMES = 500
 
@@ -46,17 +64,104 @@ def init_model(
     vocab = Vocab(public_alphabet(), MAX_LEN)
     cfg = ModelConfig(num_classes=len(languages), vocab_size=vocab.size, **overrides)  # type: ignore[arg-type]
     model = build_classifier(cfg)
-    return export_artifacts(
+    manifest = export_artifacts(
         model, cfg, vocab, languages, synthetic_calibration(vocab, seed), out_dir, version="0"
+    )
+    return with_template_map(out_dir, model) or manifest
+
+
+def with_template_map(model_dir: str | Path, model: Any = None) -> ModelManifest | None:
+    """Add the verified template map to a model folder (TensorFlow); None, with a warning
+    saying the coordinator keeps the converter, when this architecture cannot be mapped."""
+    from model.template_map import add_template_map
+
+    try:
+        return add_template_map(model_dir, model)
+    except TemplateMapError as e:
+        log.warning("no template map for %s (candidates will need TensorFlow): %s", model_dir, e)
+        return None
+
+
+class ExportError(RuntimeError):
+    """A candidate cannot be exported on this coordinator (and what to do about it)."""
+
+
+def candidate_manifest(template: ModelManifest, version: int, files: dict[str, bytes]) -> bytes:
+    """``manifest.json`` of a candidate: the template's, with this version and these artifacts
+    (the same bytes ``export_artifacts`` writes for them)."""
+    artifacts = {
+        kind: {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        for kind, name, data in ((_kind_of(n), n, d) for n, d in files.items())
+    }
+    return (
+        ModelManifest(
+            languages=template.languages,
+            vocab=template.vocab,
+            model_config=template.model_config,
+            artifacts=artifacts,
+            weights=template.weights,
+            train_batch=template.train_batch,
+            version=str(version),
+        )
+        .to_json()
+        .encode()
     )
 
 
-class CandidateExporter:
-    """Exports candidates of one architecture (built once, reused every round)."""
+def _kind_of(file_name: str) -> str:
+    return file_name.removeprefix("model_").removesuffix(".tflite")
+
+
+class TemplateWriter:
+    """Writes float and dynamic candidates straight into the template's verified skeletons
+    (numpy and flatbuffers only; see model/tflite_template.py)."""
+
+    def __init__(self, template: ModelManifest, tmap: TemplateMap) -> None:
+        if tmap.num_params != template.num_params:
+            raise TemplateMapError(
+                f"the template map is for {tmap.num_params} weights, the manifest has "
+                f"{template.num_params}; re-derive it (python -m model.template_map DIR)"
+            )
+        self.template = template
+        self.map = tmap
+
+    @classmethod
+    def from_folder(cls, template: ModelManifest, model_dir: str | Path) -> TemplateWriter:
+        """The writer of a model folder whose manifest lists a map (sha256 checked); raises
+        TemplateMapError (or ManifestError) saying why not."""
+        if MAP_KIND not in template.artifacts:
+            raise TemplateMapError(
+                f"{model_dir} has no {MAP_FILE}: add one with `python -m model.template_map "
+                f"{model_dir}` on a machine with TensorFlow (a first `pifed server` start "
+                "makes one)"
+            )
+        return cls(template, TemplateMap.load(template.artifact_path(model_dir, MAP_KIND)))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The artifact kinds this writer makes."""
+        return tuple(self.map.kinds)
+
+    def export(self, flat: np.ndarray, version: int) -> dict[str, bytes]:
+        """{file name: bytes} of every kind this writer makes (no manifest)."""
+        unflatten_weights(self.template.weights, flat)  # WeightShapeError unless it fits
+        return {ARTIFACT_FILES[k]: km.write(flat) for k, km in self.map.kinds.items()}
+
+
+class _Converter:
+    """The TFLite converter path: the Keras model rebuilt once and re-exported every round."""
 
     def __init__(self, template: ModelManifest) -> None:
-        import tensorflow as tf
-
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError as e:
+            raise ExportError(
+                "this coordinator has no TensorFlow, and its model folder has no verified "
+                "template map for float/dynamic candidates, and int8 candidates always need the "
+                "converter's calibration. Fix: deploy float or dynamic (`--deploy-kind dynamic`) "
+                "from a folder with tflite_map.npz (`python -m model.template_map DIR` on a "
+                'machine with TensorFlow), or install the full set (`pip install ".[full]"`)'
+            ) from e
         from model.gru import build_classifier
 
         self.template = template
@@ -64,11 +169,9 @@ class CandidateExporter:
         self.model = build_classifier(self.cfg)
         if len(self.model.trainable_variables) != len(template.weights):
             raise ValueError("manifest weights do not match the model architecture")
-        self._tf = tf
         self._calibration = synthetic_calibration(template.vocab)
 
     def export(self, flat: np.ndarray, version: int, kinds: tuple[str, ...]) -> dict[str, bytes]:
-        """{file name: bytes} for the manifest and the ``kinds`` artifacts of these weights."""
         from model.export import export_artifacts
 
         for var, value in zip(
@@ -88,8 +191,37 @@ class CandidateExporter:
                 version=str(version),
                 kinds=kinds,
             )
-            return {
-                p.name: p.read_bytes()
-                for p in Path(tmp).iterdir()
-                if p.suffix == ".tflite" or p.name == MANIFEST_NAME
-            }
+            return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.suffix == ".tflite"}
+
+
+class CandidateExporter:
+    """Exports candidates of one architecture. With ``model_dir`` holding a verified template
+    map, float and dynamic files are written directly (no TensorFlow); anything else (int8, or
+    a folder without a map) goes through the converter, loaded on first use."""
+
+    def __init__(self, template: ModelManifest, model_dir: str | Path | None = None) -> None:
+        self.template = template
+        self.writer: TemplateWriter | None = None
+        self.fallback_reason = "no model folder given"
+        if model_dir is not None:
+            try:
+                self.writer = TemplateWriter.from_folder(template, model_dir)
+            except (TemplateMapError, ManifestError) as e:
+                self.fallback_reason = str(e)
+                log.warning("candidates go through the TFLite converter (TensorFlow): %s", e)
+        self._converter: _Converter | None = None
+
+    def export(self, flat: np.ndarray, version: int, kinds: tuple[str, ...]) -> dict[str, bytes]:
+        """{file name: bytes} for the manifest and the ``kinds`` artifacts of these weights."""
+        direct = tuple(k for k in kinds if self.writer is not None and k in self.writer.kinds)
+        rest = tuple(k for k in kinds if k not in direct)
+        files: dict[str, bytes] = {}
+        if direct:
+            assert self.writer is not None
+            made = self.writer.export(flat, version)
+            files.update({ARTIFACT_FILES[k]: made[ARTIFACT_FILES[k]] for k in direct})
+        if rest:
+            if self._converter is None:
+                self._converter = _Converter(self.template)
+            files.update(self._converter.export(flat, version, rest))
+        return {**files, MANIFEST_NAME: candidate_manifest(self.template, version, files)}
