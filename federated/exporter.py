@@ -225,3 +225,30 @@ class CandidateExporter:
                 self._converter = _Converter(self.template)
             files.update(self._converter.export(flat, version, rest))
         return {**files, MANIFEST_NAME: candidate_manifest(self.template, version, files)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m federated.exporter DIR``: a fresh version-0 model folder with its template
+    map, made where TensorFlow is, for a coordinator without it (``pifed server --model DIR``)."""
+    import argparse
+
+    from model.dataset import load_names, resolve_data_dir
+
+    p = argparse.ArgumentParser(prog="python -m federated.exporter", description=main.__doc__)
+    p.add_argument("out", metavar="DIR")
+    p.add_argument("--data", help="names folder whose languages the model has ($PIFED_DATA)")
+    p.add_argument("--units", type=int, default=128, help="GRU units")
+    p.add_argument("--embed-dim", type=int, default=64, help="embedding size")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    languages = load_names(resolve_data_dir(args.data)).languages
+    manifest = init_model(
+        args.out, languages, seed=args.seed, units=args.units, embed_dim=args.embed_dim
+    )
+    mapped = "with" if MAP_KIND in manifest.artifacts else "WITHOUT (see the warning)"
+    print(f"wrote a version-0 model into {args.out}, {mapped} its template map")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

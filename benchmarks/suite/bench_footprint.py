@@ -321,7 +321,7 @@ def installed_sizes() -> dict[str, Any]:
     )
     edge = set_size(edge_names, installed)
     everything = set_size(sorted(installed), installed)
-    coordinator_names = closure({"pifed": frozenset({"full", "edge"})}, installed)
+    coordinator_names = closure({"pifed": frozenset({"full", "server", "edge"})}, installed)
     coordinator = set_size(coordinator_names, installed)
     biggest = sorted(everything["distributions"].items(), key=lambda kv: -kv[1])[:10]
     return {

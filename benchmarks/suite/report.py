@@ -27,7 +27,7 @@ from benchmarks.suite.targets import evaluate_targets as evaluate
 from benchmarks.suite.targets import target_lines as target_lines
 
 #: Suites with targets, in the order results.json has always listed the targets.
-TARGET_SUITES = ("inference", "footprint", "training")
+TARGET_SUITES = ("inference", "footprint", "training", "coordinator")
 #: The order results.json has always listed the charts in (by suite); others follow.
 CHART_SUITES = ("inference", "training", "footprint", "edge", "scaling", "round")
 RERENDER = f"`python -m {__name__} DIR` from the project folder"

@@ -26,7 +26,7 @@ BENCH_ENV = "PIFED_BENCHMARKS"
 RUNNER = "suite/runner.py"
 RUNNER_MODULE = "benchmarks.suite.runner"
 #: Each is benchmarks/suite/bench_<name>.py with its report in bench_<name>_report.py.
-SUITES = ("inference", "training", "footprint", "edge", "round", "scaling")
+SUITES = ("inference", "training", "footprint", "edge", "round", "scaling", "coordinator")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Suites: inference (TFLite float/dynamic/int8 vs Keras eager and predict), training "
         "(TFLite train step vs Keras train_on_batch, one local epoch), footprint (edge client "
         "vs TensorFlow client: peak RSS, import time; installed sizes), edge (the TFLite-only "
-        "subset a Pi runs without TensorFlow), round and scaling (secure aggregation). Every "
+        "subset a Pi runs without TensorFlow), round and scaling (secure aggregation), "
+        "coordinator (without TensorFlow vs with the converter: peak RSS, export, start, "
+        "install size, fleet time). Every "
         "target is a ratio of two things measured side by side in the same run.",
     )
     p.add_argument(

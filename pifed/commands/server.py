@@ -80,6 +80,15 @@ def initial_model(db: str, model: str | None, units: int, embed_dim: int, seed: 
         return Path(model)
     folder = Path(db).with_name(Path(db).name + ".model")
     if not (folder / "manifest.json").is_file():
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError as e:
+            raise ImportError(
+                f"no --model and no {folder}: building a starting model needs TensorFlow, "
+                "which this coordinator does not have. Fix: make a model folder on a machine "
+                "with the full set (`python -m federated.exporter DIR`, or `pifed train`), copy "
+                "it here and pass --model DIR (README: a Pi as the coordinator)"
+            ) from e
         with oplog.progress(f"first start: building the starting model in {folder} (TensorFlow)"):
             from federated.exporter import init_model
 

@@ -152,3 +152,13 @@ def test_int8_without_tensorflow_stops_with_the_fix(tmp_path: Path, fleet_model:
     )
     assert proc.returncode == 1 and ExportError.__name__ in proc.stderr
     assert "--deploy-kind dynamic" in proc.stderr and '".[full]"' in proc.stderr
+
+
+def test_no_model_folder_and_no_tensorflow_says_how_to_get_one(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        pifed_no_tf("server", "--db", str(tmp_path / "f.db"), "--insecure", "--listen",
+                    "127.0.0.1:0"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "python -m federated.exporter DIR" in proc.stderr and "--model DIR" in proc.stderr

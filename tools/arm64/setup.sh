@@ -24,6 +24,9 @@
 #   PIFED_ARM64_TEST_REQS  test tools for the separate test dir
 #                       (default "pytest pytest-timeout hypothesis", the suite's own needs)
 #   PIFED_HOST_PYTHON   host python with pip, >= 3.11 (default python3)
+#   PIFED_ARM64_EXTRA   the project extra to install (default edge: a Pi; server: a Pi as the
+#                       coordinator, into site-server/ beside site/, so the edge set's size stays
+#                       the edge set's; tools/arm64/python reads the same variable)
 #
 # Re-runnable: every step is skipped when its stamp still matches. See README.md.
 set -euo pipefail
@@ -52,7 +55,10 @@ ROOT="$CACHE/root"              # the emulated / (dpkg -x of the release's arm64
 DEBS="$CACHE/debs"              # cached .debs
 WHEELHOUSE="$CACHE/wheelhouse"  # cached aarch64 wheels (reinstalls run offline from here)
 DIST="$CACHE/dist"              # the project's freshly built wheel
+EXTRA="${PIFED_ARM64_EXTRA:-edge}"
+case $EXTRA in edge|server) ;; *) echo "setup.sh: PIFED_ARM64_EXTRA=$EXTRA: edge or server" >&2; exit 2 ;; esac
 SITE="$CACHE/site"              # pifed[edge] for aarch64: what a Pi installs
+[[ $EXTRA == edge ]] || SITE="$CACHE/site-$EXTRA"   # pifed[server]: a Pi as the coordinator
 TESTSITE="$CACHE/test-site"     # pytest & co, kept apart so SITE's size stays honest
 if [[ $RELEASE == bookworm ]]; then
   LOCK="${PIFED_ARM64_LOCK:-$PROJECT/uv.lock}"
@@ -318,6 +324,9 @@ fetch_and_install() {
   local target="$1" cons="$2"; shift 2
   local copt=(); [[ -s $cons ]] && copt=(-c "$cons")
   mkdir -p "$WHEELHOUSE"
+  # pip download keeps a same-named file it already has: a pifed wheel left by an older build
+  # would shadow the new one's metadata (e.g. an extra added since). Always the fresh one.
+  rm -f "$WHEELHOUSE"/pifed-*.whl
   # Offline only when pinned: unpinned, the wheelhouse's stale versions would win.
   if [[ -s $cons ]] && "${PIP[@]}" download "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" --no-index \
        --find-links "$WHEELHOUSE" -d "$WHEELHOUSE" "${copt[@]}" "$@" >/dev/null 2>&1; then
@@ -368,7 +377,7 @@ WHEEL_SHA="$(sha256sum "$WHEEL" | cut -c1-16)"
 done_step "$(basename "$WHEEL") sha256:$WHEEL_SHA"
 
 # ---------------------------------------------------------------- 4. edge set
-step "4/5 pifed[edge] for aarch64 -> $SITE"
+step "4/5 pifed[$EXTRA] for aarch64 -> $SITE"
 CONS="$CACHE/constraints.txt"
 if [[ $LOCK != none && -f $LOCK ]]; then
   "$PY" "$LOCKINFO" constraints "$LOCK" >"$CONS.new"
@@ -402,7 +411,7 @@ if [[ ! -s $CONS && $RELEASE == trixie ]]; then
   # changed (an emulated reinstall takes ~50 s; the dry run about a third of that).
   say "unpinned: pip install --dry-run (index) to see whether the resolution changed"
   resolved="$(quiet_pip "${PIP[@]}" install "${PIP_Q[@]}" "${PIP_TARGET_OPTS[@]}" --dry-run \
-    --ignore-installed --report - "${WHEEL}[edge]" | "$PY" "$LOCKINFO" pins-of-report)" \
+    --ignore-installed --report - "${WHEEL}[$EXTRA]" | "$PY" "$LOCKINFO" pins-of-report)" \
     || resolved="failed-$EPOCHREALTIME"
   SITE_KEY="unpinned-$(printf '%s\n' "$SITE_KEY" "$resolved" | hash_of)"
 elif [[ ! -s $CONS ]]; then
@@ -430,7 +439,7 @@ if [[ -d $SITE && "$(cat "$SITE/.pifed-stamp" 2>/dev/null)" == "$SITE_KEY" ]]; t
     done_step "requirements unchanged: reinstalled only the pifed wheel (--no-deps)"
   fi
 else
-  if ! fetch_and_install "$SITE" "$CONS" "${WHEEL}[edge]"; then
+  if ! fetch_and_install "$SITE" "$CONS" "${WHEEL}[$EXTRA]"; then
     # Some locked version has no aarch64 wheel: find which, take the nearest that has one.
     warn "the locked set does not resolve for aarch64; checking each locked pifed[edge] pin"
     [[ -s $CONS ]] || die "pifed[edge] does not resolve for aarch64 even unpinned"
@@ -457,7 +466,7 @@ else
     warn "constraints relaxed to the locked pifed[edge] closure: $(paste -sd' ' "$CONS.relaxed")"
     mv "$CONS.relaxed" "$CONS"
     SITE_KEY="$(site_key)"
-    fetch_and_install "$SITE" "$CONS" "${WHEEL}[edge]" || die "pifed[edge] does not install for aarch64"
+    fetch_and_install "$SITE" "$CONS" "${WHEEL}[$EXTRA]" || die "pifed[edge] does not install for aarch64"
   fi
   printf '%s\n' "$SITE_KEY" >"$SITE.tmp/.pifed-stamp"
   printf '%s\n' "$WHEEL_SHA" >"$SITE.tmp/.pifed-wheel"
