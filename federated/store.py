@@ -175,7 +175,13 @@ class Store:
         try:
             if not exists:
                 create_private_file(self.path)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # One connection serves the gRPC threads and the round thread. Python 3.13's
+            # sqlite3 shares cached statements between them: under emulated Trixie, two devices
+            # authenticating at once got a spurious "unknown device token" or InterfaceError.
+            # Uncached, each execute prepares its own statement (SQLite itself is serialized).
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, cached_statements=0
+            )
             self._db.execute("PRAGMA busy_timeout=5000")
             if exists:  # checked before anything is written to it
                 check_tables(self._db, self.path, _TABLES)
