@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from federated.serial_db import SerialConnection
 from federated.store_files import (
     StoreFileError,
     check_tables,
@@ -175,13 +176,9 @@ class Store:
         try:
             if not exists:
                 create_private_file(self.path)
-            # One connection serves the gRPC threads and the round thread. Python 3.13's
-            # sqlite3 shares cached statements between them: under emulated Trixie, two devices
-            # authenticating at once got a spurious "unknown device token" or InterfaceError.
-            # Uncached, each execute prepares its own statement (SQLite itself is serialized).
-            self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, cached_statements=0
-            )
+            # One connection serves the gRPC threads and the round thread: serialised
+            # (federated.serial_db explains why).
+            self._db = SerialConnection(str(self.path))
             self._db.execute("PRAGMA busy_timeout=5000")
             if exists:  # checked before anything is written to it
                 check_tables(self._db, self.path, _TABLES)
@@ -218,15 +215,11 @@ class Store:
             db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def transaction(self) -> Iterator[SerialConnection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; no other thread's statement
+        runs in between."""
+        with self._db.transaction() as conn:
+            yield conn
 
     def close(self) -> None:
         """Close the connection (state is already durable)."""

@@ -19,6 +19,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from federated.serial_db import SerialConnection
+
 log = logging.getLogger("pifed.store")
 
 FILE_MODE = 0o600
@@ -70,7 +72,9 @@ def secure_store_files(db: Path, blob_dir: Path) -> None:
     _tighten(blob_dir, DIR_MODE)
 
 
-def check_tables(conn: sqlite3.Connection, path: Path, expected: Iterable[str]) -> None:
+def check_tables(
+    conn: sqlite3.Connection | SerialConnection, path: Path, expected: Iterable[str]
+) -> None:
     """An existing file must be pifed's: every table present. Read-only: a wrong file is left
     exactly as it was (no table is created in someone else's database)."""
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
