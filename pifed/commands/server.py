@@ -66,6 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stop once the rounds are done (default: keep serving deployments)",
     )
     flags.add_seed(p)
+    from pifed.commands.dashboard import add_dashboard_flags
+
+    add_dashboard_flags(p, default=None)
     p.add_argument(
         "--log-json",
         action="store_true",
@@ -112,6 +115,21 @@ def run(args: argparse.Namespace) -> int:
         Path(args.certs) if args.certs else None,
         oplog.event,
     )
+    dash = None
+    if args.dashboard:
+        try:
+            from federated.dashboard.wiring import dashboard_beside
+
+            dash = dashboard_beside(
+                fleet,
+                args.dashboard,
+                Path(args.certs) if args.certs else None,
+                operator_token=Path(args.operator_token) if args.operator_token else None,
+                on_event=oplog.event,
+            )
+        except BaseException:
+            fleet.close()
+            raise
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
@@ -122,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
                 break
             done.wait(0.5)
     finally:
+        if dash is not None:
+            dash.close()
         fleet.close()
     log.info("stopped")
     return 0
