@@ -242,7 +242,11 @@ class FleetViews:
                 out.append({"stage": name, "state": state, "seconds": secs})
             return out
         # In progress: where the rows written so far put it.
-        if v is None:
+        if v is None and sessions and sessions[-1]["status"] == "completed":
+            # The update is aggregated; the candidate row comes once its export is done.
+            # (when aggregation ended is not stored: no seconds shown)
+            current, since = "export", None
+        elif v is None:
             current, since = "train+secagg", (sessions[-1]["started"] if sessions else r["started"])
         elif v["status"] == "candidate":
             current, since = "evaluate", v["created"]
@@ -258,7 +262,7 @@ class FleetViews:
                     {
                         "stage": name,
                         "state": "running",
-                        "seconds": max(0.0, now - since),
+                        "seconds": None if since is None else max(0.0, now - since),
                         "detail": detail,
                     }
                 )

@@ -56,6 +56,15 @@ class RunningDashboard:
             self.actions.close()
 
 
+def check_dashboard(address: str, certs: Path | None, operator_token: Path | None) -> None:
+    """Raise (``ValueError`` naming the fix) before anything starts if the address, the TLS
+    files it needs or the operator token file are not right."""
+    host, _ = parse_address(address)
+    tls_files(host, certs)
+    if operator_token is not None:
+        read_operator_token(operator_token)
+
+
 def start_dashboard(
     db: str | Path,
     address: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -54,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     oplog.setup()
     from federated.dashboard.wiring import start_dashboard
 
-    dash = start_dashboard(args.db, args.dashboard, Path(args.certs) if args.certs else None)
+    try:
+        dash = start_dashboard(args.db, args.dashboard, Path(args.certs) if args.certs else None)
+    except ValueError as e:  # a bad address or missing TLS files: the message names the fix
+        print(f"pifed dashboard: error: {e}", file=sys.stderr)
+        return 2
     log.info("dashboard (read-only) of %s on %s", args.db, dash.url)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

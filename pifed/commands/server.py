@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from pifed import flags, oplog
+from pifed.flags import FleetFlagError
 
 log = logging.getLogger("pifed.server")
 
@@ -102,6 +103,19 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
     check_address_free(args.listen)  # so does a taken port, before a model is built
+    if args.operator_token and not args.dashboard:
+        raise FleetFlagError("--operator-token needs --dashboard HOST:PORT")
+    if args.dashboard:  # a bad dashboard address, certificate or token file too
+        from federated.dashboard.wiring import check_dashboard
+
+        try:
+            check_dashboard(
+                args.dashboard,
+                Path(args.certs) if args.certs else None,
+                Path(args.operator_token) if args.operator_token else None,
+            )
+        except ValueError as e:
+            raise FleetFlagError(str(e)) from e
     from federated.store import Store
 
     Store(args.db).close()  # and a foreign or damaged database (exit 2, left untouched)
