@@ -61,9 +61,10 @@ def line_chart(series: Sequence[Series], marks: Sequence[float] = (), x_label: s
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{pts}">'
             f"<title>{escape(s.label)}</title></polyline>"
         )
+        lx = PAD_L + 8 + 170 * i
         out.append(
-            f'<text x="{PAD_L + 8 + 170 * i}" y="{HEIGHT - 6}" fill="{colour}">'
-            f"&#9632; {escape(s.label)}</text>"
+            f'<rect x="{lx}" y="{HEIGHT - 15}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 14}" y="{HEIGHT - 6}">{escape(s.label)}</text>'
         )
     out.append(
         f'<text x="{WIDTH - PAD_R}" y="{HEIGHT - 6}" text-anchor="end">{escape(x_label)} '

@@ -87,7 +87,6 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
                 driver.execute_script("window.__notReloaded = true;")
                 runner = fleet.server.run_rounds_in_background()
                 seen: list[tuple[int, str]] = []
-                shot_taken = False
                 while runner.is_alive():
                     # Read in one script: the page re-renders the panel every second.
                     rid, running = driver.execute_script(
@@ -99,9 +98,8 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
                         item = (int(rid), stage)
                         if item not in seen:
                             seen.append(item)
-                        if shots and not shot_taken and stage == "evaluate":
-                            driver.save_screenshot(str(shots / "dashboard-rounds.png"))
-                            shot_taken = True
+                            if shots and item[0] >= 2:  # the newest live stage seen wins
+                                driver.save_screenshot(str(shots / "dashboard-rounds.png"))
                     time.sleep(0.1)
                 runner.join()
                 store = fleet.server.store
