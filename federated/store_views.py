@@ -29,7 +29,7 @@ STAGE_TIMING_KEYS = {
     "train+secagg": (
         "secagg_advertise_keys",
         "secagg_share_keys",
-        "secagg_masked_input",
+        "secagg_masked_input_collection",
         "secagg_unmasking",
     ),
     "export": ("export",),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from federated.store import Store
 
-STAGES = ("advertise_keys", "share_keys", "masked_input", "unmasking")
+STAGES = ("advertise_keys", "share_keys", "masked_input_collection", "unmasking")
 
 
 def fill_store(
@@ -33,11 +33,13 @@ def fill_store(
         sid = f"{rid:04x}" + "ab" * 14
         store.start_session(rid, sid, len(part), max(1, len(part) * 2 // 3))
         if r % 5 == 4 and not (running and r == rounds):
-            store.finish_session(sid, False, {part[0]: "masked_input"}, "too few survivors")
+            store.finish_session(
+                sid, False, {part[0]: "MASKED_INPUT_COLLECTION"}, "too few survivors"
+            )
             store.finish_round(rid, False, "SecAggError: too few survivors")
             aborted.append(rid)
             continue
-        dropped = {part[-1]: "share_keys"} if len(part) > 3 and r % 4 == 1 else {}
+        dropped = {part[-1]: "SHARE_KEYS"} if len(part) > 3 and r % 4 == 1 else {}
         store.finish_session(sid, True, dropped)
         survivors = [p for p in part if p not in dropped]
         v = store.add_version(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from store_fill import STAGES as SECAGG_STAGES
 from store_fill import fill_store
 
 from edge.tasks import PLATFORM_CHARS, PollRequest
@@ -89,9 +90,13 @@ def test_rounds_match_the_store_newest_first_with_paging(fleet_db) -> None:
         assert [p["id"] for p in g["participants"]] == w["participants"]
         assert g["survivors"] == w["survivors"]
         assert len(g["sessions"]) == 1
+        if w["status"] == "completed":  # the timeline's seconds are the stored timings
+            secagg = sum(w["timings"][f"secagg_{s}"] for s in SECAGG_STAGES)
+            assert g["stages"][0]["seconds"] == pytest.approx(secagg)
+            assert g["stages"][1]["seconds"] == w["timings"]["export"]
     aborted = next(r for r in got if r["id"] in info["aborted_rounds"])
     assert aborted["sessions"][0]["status"] == "aborted"
-    assert aborted["dropped"][0]["stage"] == "masked_input"
+    assert aborted["dropped"][0]["stage"] == "MASKED_INPUT_COLLECTION"
     assert [s["state"] for s in aborted["stages"]][:2] == ["failed", "pending"]
     held = next(r for r in got if r["new_version"] in info["held"])
     assert held["verdict"]["promoted"] is False and "held back" in held["verdict"]["reason"]

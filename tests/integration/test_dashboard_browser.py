@@ -67,7 +67,7 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
     token_file = tmp_path / "operator-token"
     token_file.write_text(OPERATOR + "\n")
     token_file.chmod(0o600)
-    folders = device_folders(ds, tmp_path, 2)
+    folders = device_folders(ds, tmp_path, 2, per_device=2500)  # training lasts over a poll
     driver = chrome()
     other = chrome()
     logged: list[dict] = []
@@ -106,7 +106,7 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
                 assert store.completed_rounds() == 3, store.rounds()
                 assert driver.execute_script("return window.__notReloaded === true;")
                 # Some round seen running in two or more stages, in the runner's order (the
-                # page polls every second; a tiny model's stages may each take less).
+                # page polls every half second; a tiny model's stages may each take less).
                 order = ["train+secagg", "export", "evaluate", "deploy"]
                 by_round = {r: [st for rid, st in seen if rid == r] for r, _ in seen}
                 assert any(len(st) >= 2 for st in by_round.values()), seen
@@ -152,11 +152,17 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
                 other.get(base + "/versions")
                 assert not other.find_elements(By.CSS_SELECTOR, "form[action='/actions/rollback']")
                 _post_form(other, "/actions/rollback", {"version": str(target), "csrf": "x"})
-                assert "sign in" in other.find_element(By.ID, "result").text
+                refusal = _wait(lambda: other.find_elements(By.ID, "result"), 10, "the refusal")
+                assert "sign in" in refusal[0].text
                 # -- refused: signed in, forged CSRF token ---------------------------------
                 driver.get(base + "/login")
                 driver.find_element(By.NAME, "token").send_keys(OPERATOR)
                 driver.find_element(By.CSS_SELECTOR, "#login button").click()
+                _wait(
+                    lambda: driver.find_elements(By.CSS_SELECTOR, "form[action='/logout']"),
+                    10,
+                    "the signed-in page",
+                )
                 driver.get(base + "/versions")
                 form = f"form[action='/actions/rollback'] input[name='version'][value='{target}']"
                 driver.find_element(By.CSS_SELECTOR, form)

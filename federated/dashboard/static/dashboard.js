@@ -67,7 +67,7 @@ function startLive() {
     } catch (e) {
       box.dataset.error = String(e);
     }
-    setTimeout(tick, 1000);
+    setTimeout(tick, 500);
   };
   tick();
 }
