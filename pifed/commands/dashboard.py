@@ -22,8 +22,9 @@ def add_dashboard_flags(p: argparse.ArgumentParser, default: str | None) -> None
         "--dashboard",
         metavar="HOST:PORT",
         default=default,
-        help="serve the web dashboard here (127.0.0.1:PORT for this machine only; any other "
-        "address serves HTTPS with --certs)" + ("" if default else "; default: off"),
+        help="serve the web dashboard here (a bare PORT or 127.0.0.1:PORT: this machine only; "
+        "any other address serves HTTPS with --certs; see docs/dashboard.md)"
+        + ("" if default else "; default: off"),
     )
     p.add_argument(
         "--operator-token",

@@ -4,7 +4,9 @@ flags before a model is built or a database opened (in-process, fast lane); `pif
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -31,8 +33,19 @@ def _server(tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.fixture
+def pifed_log_restored():  # type: ignore[no-untyped-def]
+    """`pifed server` points the pifed logger at this test's captured stderr: undo that."""
+    root = logging.getLogger("pifed")
+    handlers, level, propagate = list(root.handlers), root.level, root.propagate
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    root.propagate = propagate
+
+
 def test_server_dashboard_flags_are_checked_before_anything_starts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pifed_log_restored: None
 ) -> None:
     token = tmp_path / "op"
     token.write_text("x" * 40)
@@ -112,3 +125,24 @@ def test_pifed_dashboard_serves_a_stopped_fleet_read_only(tmp_path: Path) -> Non
         timeout=60,
     )
     assert missing.returncode == 2 and "no pifed database" in missing.stderr
+
+
+def test_with_certificates_it_serves_https_that_the_fleet_ca_verifies(tmp_path: Path) -> None:
+    import ssl
+
+    from federated.certs import make_certs
+    from federated.dashboard.wiring import start_dashboard
+
+    db = tmp_path / "fleet.db"
+    fill_store(db, devices=2, rounds=1)
+    paths = make_certs(tmp_path / "certs")
+    dash = start_dashboard(db, "127.0.0.1:0", paths.ca_cert.parent)
+    try:
+        assert dash.url.startswith("https://127.0.0.1:")
+        ctx = ssl.create_default_context(cafile=str(paths.ca_cert))
+        body = urllib.request.urlopen(dash.url + "api/devices", context=ctx).read()
+        assert [d["name"] for d in json.loads(body)["devices"]] == ["pi-00", "pi-01"]
+        with pytest.raises((OSError, http.client.HTTPException)):  # no plain HTTP there
+            urllib.request.urlopen(dash.url.replace("https", "http") + "api/devices", timeout=5)
+    finally:
+        dash.close()
