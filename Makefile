@@ -11,7 +11,7 @@ PIFED_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data/names),)
 export PIFED_DATA
 OUT ?= runs/demo
 
-.PHONY: demo baseline test lint uv data
+.PHONY: demo baseline test lint uv data screenshots
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.4"
@@ -31,5 +31,12 @@ test: uv
 lint: uv
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check model edge/runtime.py edge/trainer.py edge/evaluate.py pifed
+	$(UV) run --frozen ruff format --check federated/dashboard federated/store_views.py tests/dashboard
 	$(UV) run --frozen mypy
 	$(UV) run --frozen mypy benchmarks/suite/*.py benchmarks/experiments/fleet_parity.py benchmarks/experiments/fleet_liveness.py
+
+# docs/dashboard-*.png: the dashboard's pages in headless Chromium on a real loopback fleet
+# (the browser test; tools/browser/setup.sh installs chromium + chromium-driver if missing).
+screenshots: uv data
+	PIFED_SCREENSHOTS=$(abspath docs) $(UV) run --frozen pytest -p no:cacheprovider -q \
+		tests/integration/test_dashboard_browser.py

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import platform
 import random
 import signal
 import threading
@@ -161,6 +162,15 @@ class EdgeClient:
         kept = {str(p) for p in self._work.values()}
         self._trainers = {k: v for k, v in self._trainers.items() if k in kept}
 
+    def _platform(self) -> dict[str, str]:
+        """What the operator's fleet view shows of this Pi (``PollRequest.platform``)."""
+        return {
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "os": f"{platform.system()} {platform.release()}",
+            "trainer": next((name for _, name in self._trainers.values()), "not trained yet"),
+        }
+
     # -- main loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_polls: int | None = None) -> None:
         """Poll and answer tasks until ``stop`` is set; reconnect with backoff on failures."""
@@ -173,7 +183,8 @@ class EdgeClient:
                 while not stop.is_set() and (max_polls is None or polls < max_polls):
                     polls += 1
                     task = channel.poll(
-                        PollRequest(self.state.deployed_version()).header(), self.cfg.poll_wait
+                        PollRequest(self.state.deployed_version(), self._platform()).header(),
+                        self.cfg.poll_wait,
                     )
                     self._handle(channel, task)
                     backoff = self.cfg.backoff_initial

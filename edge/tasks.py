@@ -46,24 +46,42 @@ def _number(frame: Frame, key: str) -> float:
     return float(value)
 
 
+# What a poll may say of the Pi's platform, each value at most PLATFORM_CHARS characters.
+PLATFORM_FIELDS = ("machine", "python", "os", "trainer")
+PLATFORM_CHARS = 64
+
+
 # -- tasks: coordinator -> Pi ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class PollRequest:
-    """A Pi's long-poll: which version it has deployed (None: none yet)."""
+    """A Pi's long-poll: which version it has deployed (None: none yet) and, for the
+    operator's fleet view, its platform (``PLATFORM_FIELDS``: architecture, Python, OS, the
+    trainer it last used); nothing about its data."""
 
     deployed: int | None
+    platform: Mapping[str, str] | None = None
 
     def header(self) -> dict[str, Any]:
         """The frame header."""
-        return {"kind": "poll", "deployed": self.deployed}
+        head: dict[str, Any] = {"kind": "poll", "deployed": self.deployed}
+        if self.platform is not None:
+            head["platform"] = dict(self.platform)
+        return head
 
     @classmethod
     def from_header(cls, header: Mapping[str, Any]) -> PollRequest:
         """Read a poll; a malformed ``deployed`` counts as none (the Pi is sent the deployed
-        version again, which is always safe)."""
+        version again, which is always safe); a malformed platform is dropped (it is shown,
+        never acted on), and only the known fields, cut short, are kept."""
         deployed = header.get("deployed")
         ok = isinstance(deployed, int) and not isinstance(deployed, bool)
-        return cls(deployed if ok else None)
+        raw = header.get("platform")
+        platform = None
+        if isinstance(raw, Mapping):
+            platform = {
+                k: raw[k][:PLATFORM_CHARS] for k in PLATFORM_FIELDS if isinstance(raw.get(k), str)
+            }
+        return cls(deployed if ok else None, platform)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ class DeviceLink:
     # The id of the task a poll handed over and no submission has answered yet: the device is
     # working on it (training, evaluating) and does not poll meanwhile.
     delivered: str | None = None
+    # What its last poll said of its platform (``PollRequest.platform``), for the fleet view.
+    platform: dict[str, str] | None = None
 
     def has(self, kind: str) -> bool:
         """An open task of this kind is waiting for the device."""
@@ -128,6 +130,8 @@ class TaskBroker:
             link.wake.notify_all()  # the device's older poll, if any, answers idle now
             link.last_poll = link.last_contact = self._clock()
             link.deployed = request.deployed
+            if request.platform is not None:
+                link.platform = dict(request.platform)
             self._queue_deploy(link)
             deadline = self._clock() + self._poll_wait
             while not link.tasks and not self._stopped.is_set() and link.poll_seq == mine:
@@ -250,6 +254,12 @@ class TaskBroker:
         """Those of these devices that still have a deployment to install."""
         with self._cv:
             return [d for d in device_ids if d in self._links and self._links[d].has(DEPLOY)]
+
+    def links(self) -> list[DeviceLink]:
+        """Every device that contacted this coordinator, live or not, by device id (read by
+        the dashboard: its deployed version and platform)."""
+        with self._lock:
+            return sorted(self._links.values(), key=lambda lk: lk.device_id)
 
     def live_devices(self) -> list[DeviceLink]:
         """Devices that polled within the live window (and since they last dropped out),

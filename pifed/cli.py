@@ -36,6 +36,7 @@ COMMANDS = (
     "server",
     "edge",
     "models",
+    "dashboard",
     "demo",
     "bench",
 )

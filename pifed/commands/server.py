@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from pifed import flags, oplog
+from pifed.flags import FleetFlagError
 
 log = logging.getLogger("pifed.server")
 
@@ -66,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stop once the rounds are done (default: keep serving deployments)",
     )
     flags.add_seed(p)
+    from pifed.commands.dashboard import add_dashboard_flags
+
+    add_dashboard_flags(p, default=None)
     p.add_argument(
         "--log-json",
         action="store_true",
@@ -108,6 +112,19 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
     check_address_free(args.listen)  # so does a taken port, before a model is built
+    if args.operator_token and not args.dashboard:
+        raise FleetFlagError("--operator-token needs --dashboard HOST:PORT")
+    if args.dashboard:  # a bad dashboard address, certificate or token file too
+        from federated.dashboard.wiring import check_dashboard
+
+        try:
+            check_dashboard(
+                args.dashboard,
+                Path(args.certs) if args.certs else None,
+                Path(args.operator_token) if args.operator_token else None,
+            )
+        except ValueError as e:
+            raise FleetFlagError(str(e)) from e
     from federated.store import Store
 
     Store(args.db).close()  # and a foreign or damaged database (exit 2, left untouched)
@@ -121,6 +138,21 @@ def run(args: argparse.Namespace) -> int:
         Path(args.certs) if args.certs else None,
         oplog.event,
     )
+    dash = None
+    if args.dashboard:
+        try:
+            from federated.dashboard.wiring import dashboard_beside
+
+            dash = dashboard_beside(
+                fleet,
+                args.dashboard,
+                Path(args.certs) if args.certs else None,
+                operator_token=Path(args.operator_token) if args.operator_token else None,
+                on_event=oplog.event,
+            )
+        except BaseException:
+            fleet.close()
+            raise
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
@@ -131,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
                 break
             done.wait(0.5)
     finally:
+        if dash is not None:
+            dash.close()
         fleet.close()
     log.info("stopped")
     return 0
