@@ -183,6 +183,7 @@ class LocalRound:
         assert stage is not None
         encoded: dict[int, tuple[ServerMessage, bytes]] = {}  # id -> (message kept alive, bytes)
         replies = []
+        refused = len(self.client_errors)
         for cid, message in self.outbox.items():
             t0 = time.perf_counter()
             if self.tamper_request is not None:
@@ -217,7 +218,8 @@ class LocalRound:
                 if not self.catch:
                     raise
                 self.server_errors.append(exc)
-        if accepted < len(self.outbox):
+        refused = len(self.client_errors) - refused  # reported to the server at once
+        if accepted + refused < len(self.outbox):
             self.clock.now = self.server.deadline + LATE  # the rest never answer in time
         self.outbox = self.server.poll()
         self.server_s[stage] += time.perf_counter() - t0

@@ -8,7 +8,13 @@ state machine lives in :mod:`federated.secagg_server`. See docs/secure-aggregati
 """
 
 from .client import ClientProtocol
-from .config import SecAggConfig, StageTimeouts, default_threshold
+from .config import (
+    SecAggConfig,
+    StageTimeouts,
+    default_colluders,
+    default_threshold,
+    threshold_floor,
+)
 from .errors import (
     BadSignature,
     CertificateError,
@@ -33,10 +39,20 @@ from .errors import (
     UnknownClient,
     ValueOutOfRange,
 )
+from .identity import (
+    DeviceCertificate,
+    Identity,
+    SigningKey,
+    issue_certificate,
+    verify_certificate,
+    verify_signature,
+)
 from .messages import (
     AdvertiseKeysReply,
     AdvertiseKeysRequest,
     ClientMessage,
+    ConsistencyCheckReply,
+    ConsistencyCheckRequest,
     EncryptedShare,
     MaskedInputReply,
     MaskedInputRequest,
@@ -61,11 +77,15 @@ __all__ = [
     "ClientProtocol",
     "Clock",
     "ConfigError",
+    "ConsistencyCheckReply",
+    "ConsistencyCheckRequest",
     "DTypeError",
     "DecryptionError",
     "DeterministicRandom",
+    "DeviceCertificate",
     "DuplicatePublicKey",
     "EncryptedShare",
+    "Identity",
     "InconsistentUnmaskRequest",
     "InvalidPublicKey",
     "MalformedMessage",
@@ -87,6 +107,7 @@ __all__ = [
     "ShareKeysReply",
     "ShareKeysRequest",
     "ShareVerificationError",
+    "SigningKey",
     "Stage",
     "StageError",
     "StageTimeout",
@@ -97,6 +118,11 @@ __all__ = [
     "UnmaskRequest",
     "ValueOutOfRange",
     "decode_message",
+    "default_colluders",
     "default_threshold",
+    "issue_certificate",
     "system_random",
+    "threshold_floor",
+    "verify_certificate",
+    "verify_signature",
 ]
