@@ -23,8 +23,10 @@ accuses it in its MaskedInputReply, so one bad peer cannot take honest clients d
 It knows nothing of the transport. Every check raises a specific :class:`SecAggError`; a failure
 that concerns the current session (a forged share, an inconsistent unmasking request, a bad local
 input, a late request) aborts that session and drops its secrets, so the client can never be
-talked into revealing both shares of a peer. A request for another session raises
-:class:`SessionMismatch` and leaves the current session alone. A new round nonce (e.g. after a
+talked into revealing both shares of a peer. A request for another session
+(:class:`SessionMismatch`), a replay of a stage already answered (:class:`ReplayError`) or a
+request out of stage order (:class:`StageError`) is refused and leaves the current session
+alone. A new round nonce (e.g. after a
 coordinator restart) abandons the old session; its secrets are gone, so old unmasking requests
 can never be answered.
 
@@ -178,9 +180,10 @@ class ClientProtocol:
         self._waiting_since = 0.0
         self._seen_nonces: set[bytes] = set()
         self._last_clip_count: int | None = None
-        # certificate bytes -> device signing key, for certificates of the pinned authority
-        # already verified (a peer's certificate is the same every round; its signatures are not)
-        self._verified_certs: dict[bytes, bytes] = {}
+        # (certificate bytes, device id) -> device signing key, for certificates of the pinned
+        # authority already verified (a peer's certificate is the same every round; its
+        # signatures are not)
+        self._verified_certs: dict[tuple[bytes, int], bytes] = {}
         self._finished_session = b""
 
     @property
@@ -485,7 +488,7 @@ class ClientProtocol:
             )
         senders = [item.peer for item in req.shares]
         if len(set(senders)) != len(senders):
-            raise ReplayError("MaskedInputRequest carries two share sets from the same sender")
+            raise MalformedMessage("MaskedInputRequest carries two share sets from the same sender")
         for sender in senders:
             if sender == self._id or sender not in session.u1:
                 raise UnknownClient(
@@ -586,16 +589,12 @@ class ClientProtocol:
 
     def _certified_key(self, cert_bytes: bytes, cid: int) -> bytes:
         """The device key ``cert_bytes`` certifies for ``cid`` under the pinned authority."""
-        known = self._verified_certs.get(cert_bytes)
-        cert = DeviceCertificate.from_bytes(cert_bytes)
+        known = self._verified_certs.get((cert_bytes, cid))
         if known is None:
             assert self._identity is not None
+            cert = DeviceCertificate.from_bytes(cert_bytes)
             verify_certificate(self._identity.authority, cert, device_id=cid)
-            self._verified_certs[cert_bytes] = known = cert.public_key
-        elif cert.device_id != cid:
-            raise CertificateError(
-                f"certificate is for device {cert.device_id}, presented as device {cid}"
-            )
+            self._verified_certs[(cert_bytes, cid)] = known = cert.public_key
         return known
 
     def _check_alive(self, session: _Session, alive: Sequence[int]) -> tuple[int, ...]:

@@ -230,6 +230,9 @@ def test_repeated_requests_within_a_session_are_rejected() -> None:
     relay.clients[1].masked_input(relay.masked_request(1), _update(1), 3)
     with pytest.raises(ReplayError):
         relay.clients[1].masked_input(relay.masked_request(1), _update(1), 3)
+    # a replay leaves the session intact: the client still answers the next stage
+    assert relay.clients[1].stage == Stage.MASKED_INPUT_COLLECTION
+    assert relay.clients[1].session_id == relay.session
 
 
 def test_requests_out_of_stage_order_are_rejected() -> None:
