@@ -16,6 +16,7 @@ import pytest
 from edge.secagg import (
     BadSignature,
     CertificateError,
+    ClientMessage,
     ClientProtocol,
     ConfigError,
     ConsistencyCheckReply,
@@ -354,3 +355,41 @@ def test_consistency_check_is_refused_in_the_semi_honest_variant() -> None:
     client = ClientProtocol(1, semi)
     with pytest.raises(SecAggError, match="semi-honest"):
         client.respond(ConsistencyCheckRequest(bytes(32), (1, 2, 3)))
+
+
+def test_an_out_of_range_weight_inside_a_valid_mask_fails_the_round_with_the_reason() -> None:
+    rnd = _round(5)
+
+    def skew(reply: ClientMessage) -> ClientMessage:
+        if isinstance(reply, MaskedInputReply) and reply.client_id == 2:
+            vec = reply.vector.copy()
+            np.add(vec[-2:-1], np.uint32(2**30), out=vec[-2:-1])  # the weight word, mod 2^32
+            return MaskedInputReply(2, reply.session_id, vec, reply.accused)
+        return reply
+
+    rnd.tamper_reply = skew
+    with pytest.raises(ValueOutOfRange, match="hides which survivor sent it"):
+        rnd.run()
+    assert rnd.server.aborted is not None and "weight sum" in rnd.server.aborted
+
+
+def test_a_cached_certificate_still_binds_its_device_id() -> None:
+    rnd = _round(4)
+    first = rnd.run()
+    assert first.survivors == (1, 2, 3, 4)
+    server, _ = seeded_parties(rnd.server._config, b"second", lambda c: b"-", rnd.clock, AUTHORITY)
+    again = LocalRound(server, rnd.clients, rnd.clock, rnd.inputs, rnd.examples, catch=True)
+
+    def swap_certs(cid: int, message: ServerMessage) -> ServerMessage:
+        if isinstance(message, ShareKeysRequest):  # 3's certificate presented for 4 and back
+            signed = list(message.signed)
+            signed[2], signed[3] = signed[3], signed[2]
+            return ShareKeysRequest(
+                message.nonce, message.config_digest, message.keys, tuple(signed)
+            )
+        return message
+
+    again.tamper_request = swap_certs
+    with pytest.raises(TooFewSurvivors):
+        again.run()
+    assert all(isinstance(e, CertificateError) for c, e in again.client_errors.items() if c < 3)
