@@ -71,7 +71,7 @@ from edge.secagg.errors import (
     UnknownClient,
     ValueOutOfRange,
 )
-from edge.secagg.identity import DeviceCertificate, verify_certificate, verify_signature
+from edge.secagg.identity import DeviceCertificate, VerifyingKey, verify_certificate
 from edge.secagg.keys import X25519KeyPair, validate_public_key
 from edge.secagg.masking import add_prg, reduce_mod, unmask_dropped
 from edge.secagg.messages import (
@@ -192,7 +192,7 @@ class ServerProtocol:
         self._received: set[int] = set()
         self._keys: dict[int, tuple[bytes, bytes]] = {}
         self._signed: dict[int, tuple[bytes, bytes]] = {}  # id -> (certificate, signature)
-        self._signers: dict[int, bytes] = {}  # id -> device signing key
+        self._signers: dict[int, VerifyingKey] = {}  # id -> device signing key
         self._holders: tuple[int, ...] = ()
         self._share_replies: dict[int, ShareKeysReply] = {}
         self._masked: dict[int, np.ndarray] = {}
@@ -433,14 +433,15 @@ class ServerProtocol:
             statement = advertise_statement(
                 self._config.digest, self._nonce, msg.client_id, msg.c_public, msg.s_public
             )
+            device_key = VerifyingKey(cert.public_key)
             try:
-                verify_signature(cert.public_key, statement, msg.signature)
+                device_key.verify(statement, msg.signature)
             except BadSignature as exc:
                 raise BadSignature(
                     f"client {msg.client_id}'s advertised keys are not signed by its device key"
                 ) from exc
             self._signed[msg.client_id] = (msg.certificate, msg.signature)
-            self._signers[msg.client_id] = cert.public_key
+            self._signers[msg.client_id] = device_key
         elif msg.certificate or msg.signature:
             raise CertificateError(
                 f"client {msg.client_id} sent a certificate in a semi-honest session; the "
@@ -495,7 +496,7 @@ class ServerProtocol:
     def _accept_consistency(self, msg: ConsistencyCheckReply) -> None:
         statement = consistency_statement(self._session_id, self._alive)
         try:
-            verify_signature(self._signers[msg.client_id], statement, msg.signature)
+            self._signers[msg.client_id].verify(statement, msg.signature)
         except BadSignature as exc:
             raise BadSignature(
                 f"client {msg.client_id}'s consistency signature does not verify on the "

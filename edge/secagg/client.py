@@ -63,7 +63,7 @@ from .errors import (
     TooFewSurvivors,
     UnknownClient,
 )
-from .identity import DeviceCertificate, Identity, verify_certificate, verify_signature
+from .identity import DeviceCertificate, Identity, VerifyingKey, verify_certificate
 from .keys import X25519KeyPair, validate_public_key
 from .masking import masked_input
 from .messages import (
@@ -127,7 +127,7 @@ class _Session:
         # senders whose shares did not open or verify (this client masked without them)
         self.accused: frozenset[int] = frozenset()
         # device signing key of every member of U1 (actively secure variant)
-        self.signers: dict[int, bytes] = {}
+        self.signers: dict[int, VerifyingKey] = {}
         # the survivor set this client signed in ConsistencyCheck
         self.signed_alive: tuple[int, ...] | None = None
 
@@ -183,7 +183,7 @@ class ClientProtocol:
         # (certificate bytes, device id) -> device signing key, for certificates of the pinned
         # authority already verified (a peer's certificate is the same every round; its
         # signatures are not)
-        self._verified_certs: dict[tuple[bytes, int], bytes] = {}
+        self._verified_certs: dict[tuple[bytes, int], VerifyingKey] = {}
         self._finished_session = b""
 
     @property
@@ -562,7 +562,9 @@ class ClientProtocol:
             )
         return key_share, seed_share
 
-    def _check_signed_keys(self, session: _Session, req: ShareKeysRequest) -> dict[int, bytes]:
+    def _check_signed_keys(
+        self, session: _Session, req: ShareKeysRequest
+    ) -> dict[int, VerifyingKey]:
         """Every advertised key pair carries a certificate of the pinned authority for its id and
         that device's signature over it; returns id -> device signing key."""
         identity = self._identity
@@ -573,12 +575,12 @@ class ClientProtocol:
                 f"{len(req.keys)} clients; the actively secure protocol signs every entry, the "
                 "coordinator dropped or invented one"
             )
-        signers: dict[int, bytes] = {}
+        signers: dict[int, VerifyingKey] = {}
         for (cid, c_pk, s_pk), (cert_bytes, signature) in zip(req.keys, req.signed, strict=True):
             device_key = self._certified_key(cert_bytes, cid)
             statement = advertise_statement(self._config.digest, session.nonce, cid, c_pk, s_pk)
             try:
-                verify_signature(device_key, statement, signature)
+                device_key.verify(statement, signature)
             except BadSignature as exc:
                 raise BadSignature(
                     f"the advertised keys of client {cid} are not signed by its device key; the "
@@ -587,14 +589,14 @@ class ClientProtocol:
             signers[cid] = device_key
         return signers
 
-    def _certified_key(self, cert_bytes: bytes, cid: int) -> bytes:
+    def _certified_key(self, cert_bytes: bytes, cid: int) -> VerifyingKey:
         """The device key ``cert_bytes`` certifies for ``cid`` under the pinned authority."""
         known = self._verified_certs.get((cert_bytes, cid))
         if known is None:
             assert self._identity is not None
             cert = DeviceCertificate.from_bytes(cert_bytes)
             verify_certificate(self._identity.authority, cert, device_id=cid)
-            self._verified_certs[(cert_bytes, cid)] = known = cert.public_key
+            self._verified_certs[(cert_bytes, cid)] = known = VerifyingKey(cert.public_key)
         return known
 
     def _check_alive(self, session: _Session, alive: Sequence[int]) -> tuple[int, ...]:
@@ -639,7 +641,7 @@ class ClientProtocol:
         # (each costs a verification, ~0.3 ms on a Pi-class core).
         for cid, signature in req.signatures[: self._config.t]:
             try:
-                verify_signature(session.signers[cid], statement, signature)
+                session.signers[cid].verify(statement, signature)
             except BadSignature as exc:
                 raise BadSignature(
                     f"the consistency signature of client {cid} does not verify on this "
