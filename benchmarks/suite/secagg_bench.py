@@ -343,6 +343,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.1, 0.3])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each variant this many times, alternating, and keep each one's fastest "
+        "round (a shared machine's load spikes hit one variant, not the comparison)",
+    )
+    parser.add_argument(
         "--no-baseline",
         action="store_true",
         help="skip the semi-honest variant (no comparison; half the time)",
@@ -361,15 +368,21 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.n:
         for m in args.m:
             for p in args.dropout:
-                for active in (False, True) if not args.no_baseline else (True,):
-                    row = run_round(n, m, p, args.seed, active=active)
-                    (rows if active else baseline).append(row)
-                    print(
-                        f"n={n} m={m} drop={p:.0%} {row['variant']}: client "
-                        f"{row['client_total_mean_s']:.3f} s, server {row['server_total_s']:.2f} "
-                        f"s, round {row['round_s']:.2f} s",
-                        flush=True,
-                    )
+                best: dict[bool, dict[str, Any]] = {}
+                for _ in range(max(1, args.repeat)):
+                    for active in (False, True) if not args.no_baseline else (True,):
+                        row = run_round(n, m, p, args.seed, active=active)
+                        print(
+                            f"n={n} m={m} drop={p:.0%} {row['variant']}: client "
+                            f"{row['client_total_mean_s']:.3f} s, server "
+                            f"{row['server_total_s']:.2f} s, round {row['round_s']:.2f} s",
+                            flush=True,
+                        )
+                        if active not in best or row["round_s"] < best[active]["round_s"]:
+                            best[active] = row
+                rows.append(best[True])
+                if False in best:
+                    baseline.append(best[False])
     compared = comparison(rows, baseline)
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {

@@ -16,6 +16,7 @@ from edge.secagg.identity import (
     DeviceCertificate,
     Identity,
     SigningKey,
+    VerifyingKey,
     issue_certificate,
     verify_certificate,
     verify_signature,
@@ -116,3 +117,16 @@ def test_generate_uses_the_injected_rng() -> None:
     b = SigningKey.generate(DeterministicRandom(b"seed"))
     assert a.public == b.public and a.to_bytes() == b.to_bytes()
     assert "SigningKey(public=" in repr(a) and a.to_bytes().hex() not in repr(a)
+
+
+def test_a_verifying_key_checks_many_signatures_like_verify_signature() -> None:
+    key = VerifyingKey(DEVICE.public)
+    assert key.public == DEVICE.public
+    for message in (b"", b"a", b"x" * 1000):
+        key.verify(message, DEVICE.sign(message))
+        with pytest.raises(BadSignature):
+            key.verify(message + b"!", DEVICE.sign(message))
+    with pytest.raises(BadSignature):
+        key.verify(b"a", b"\x00" * 63)
+    with pytest.raises(BadSignature):
+        VerifyingKey(b"\x01" * 31)
