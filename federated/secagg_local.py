@@ -38,12 +38,40 @@ from edge.secagg import (
     Stage,
     decode_message,
 )
+from edge.secagg.identity import Identity, SigningKey, issue_certificate
 from federated.secagg_server import AggregateResult, ServerProtocol
 
-__all__ = ["LATE", "LocalRound", "ManualClock", "seeded_parties"]
+__all__ = ["LATE", "LocalRound", "ManualClock", "TestAuthority", "seeded_parties"]
 
 #: How far past a stage's deadline the clock is moved when someone did not answer.
 LATE = 1e-3
+
+
+class TestAuthority:
+    """An in-process enrollment authority for simulations, benchmarks and tests.
+
+    Deterministic from ``seed``: the authority key and each device key come from
+    :class:`DeterministicRandom` streams, so known-answer transcripts stay fixed. Never a
+    fleet's authority (``pifed enroll`` makes that one, and keeps its key out of the process).
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, seed: bytes = b"pifed-secagg test authority") -> None:
+        self._seed = bytes(seed)
+        self.key = SigningKey.generate(DeterministicRandom(self._seed + b"/authority"))
+
+    @property
+    def public(self) -> bytes:
+        """The authority's public key, as every device pins it."""
+        return self.key.public
+
+    def identity(self, device_id: int) -> Identity:
+        """Device ``device_id``'s signing key and certificate (the same on every call)."""
+        rng = DeterministicRandom(self._seed + b"/device/" + str(device_id).encode())
+        device = SigningKey.generate(rng)
+        cert = issue_certificate(self.key, device_id, f"pi-{device_id}", device.public)
+        return Identity(device, cert, self.public)
 
 
 def seeded_parties(
@@ -51,15 +79,27 @@ def seeded_parties(
     server_seed: bytes,
     client_seed: Callable[[int], bytes],
     clock: ManualClock,
+    authority: TestAuthority | None = None,
 ) -> tuple[ServerProtocol, dict[int, ClientProtocol]]:
     """A server and every client, each on its own :class:`DeterministicRandom` seed.
 
     The same seeds give the same bytes on every machine: that is what the known-answer digests
-    rest on.
+    rest on. With ``config.active`` every client gets an identity of ``authority`` (a fresh
+    default :class:`TestAuthority` when None), so the actively secure protocol runs in-process.
     """
-    server = ServerProtocol(config, DeterministicRandom(server_seed), clock)
+    if not config.active:
+        server = ServerProtocol(config, DeterministicRandom(server_seed), clock)
+        clients = {
+            cid: ClientProtocol(cid, config, DeterministicRandom(client_seed(cid)), clock)
+            for cid in config.client_ids
+        }
+        return server, clients
+    ca = authority if authority is not None else TestAuthority()
+    server = ServerProtocol(config, DeterministicRandom(server_seed), clock, authority=ca.public)
     clients = {
-        cid: ClientProtocol(cid, config, DeterministicRandom(client_seed(cid)), clock)
+        cid: ClientProtocol(
+            cid, config, DeterministicRandom(client_seed(cid)), clock, identity=ca.identity(cid)
+        )
         for cid in config.client_ids
     }
     return server, clients
@@ -71,9 +111,10 @@ class LocalRound:
     ``inputs[cid]`` is the vectors client ``cid`` masks and ``examples[cid]`` its weight.
     Clients in ``silent[stage]`` receive that stage's request but never answer it. With
     ``catch``, a :class:`SecAggError` raised by a client or by the server is recorded in
-    ``client_errors`` / ``server_errors`` and the round goes on (the tests of refusals);
-    without it, it propagates. ``tamper_request`` / ``tamper_reply`` may replace a message on
-    its way (the tests of a dishonest relay).
+    ``client_errors`` / ``server_errors`` and the round goes on (the tests of refusals); a
+    client that refused is reported to the server at once (``ServerProtocol.drop``), as the
+    fleet's error reply does; without ``catch``, the error propagates. ``tamper_request`` /
+    ``tamper_reply`` may replace a message on its way (the tests of a dishonest relay).
     """
 
     def __init__(
@@ -128,6 +169,8 @@ class LocalRound:
             if not self.catch:
                 raise
             self.client_errors[cid] = exc
+            if self.server.stage is not None and self.server.aborted is None:
+                self.server.drop(cid)  # the client says so at once, as a fleet error reply does
             return None
 
     def step(self) -> None:
@@ -140,6 +183,7 @@ class LocalRound:
         assert stage is not None
         encoded: dict[int, tuple[ServerMessage, bytes]] = {}  # id -> (message kept alive, bytes)
         replies = []
+        refused = len(self.client_errors)
         for cid, message in self.outbox.items():
             t0 = time.perf_counter()
             if self.tamper_request is not None:
@@ -174,7 +218,8 @@ class LocalRound:
                 if not self.catch:
                     raise
                 self.server_errors.append(exc)
-        if accepted < len(self.outbox):
+        refused = len(self.client_errors) - refused  # reported to the server at once
+        if accepted + refused < len(self.outbox):
             self.clock.now = self.server.deadline + LATE  # the rest never answer in time
         self.outbox = self.server.poll()
         self.server_s[stage] += time.perf_counter() - t0

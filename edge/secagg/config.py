@@ -1,15 +1,25 @@
 """Configuration of one secure-aggregation deployment (Bonawitz et al., CCS 2017).
 
 A :class:`SecAggConfig` is shared by the coordinator and every client; its digest is bound into
-the session id, so a client configured differently (other ids, threshold or quantisation) cannot
-join a session by mistake.
+the session id, so a client configured differently (other ids, threshold, variant or
+quantisation) cannot join a session by mistake.
 
-Default threshold: ``t = floor(2n/3) + 1``. Bonawitz et al. (Sec. 6) prove privacy against a
-server that is *active* (may lie about who dropped) together with ``n_C`` corrupt clients as long
-as ``t > (n + n_C) / 2``; with ``t > 2n/3`` that holds for any coalition of fewer than ``n/3``
-clients, while still tolerating ``n - t`` (about a third) dropouts, which covers the Pi fleet's
-expected churn. Any explicit threshold must be a strict majority (``t > n/2``): otherwise a server
-could ask two disjoint halves for the two different shares of the same client.
+Threshold floor. Against an *active* server (it may lie about who dropped) colluding with up to
+``c`` clients, the threshold must satisfy ``t > (n + c) / 2``: to learn an honest client's input
+the server needs ``t`` shares of its self-mask seed from clients told it survived and ``t``
+shares of its masking key from clients told it dropped. The ``c`` colluders give both; each
+honest client answers for one story only (it signs one survivor set, and reveals one share per
+peer, once), so the two stories need ``2(t - c)`` distinct honest clients out of ``n - c``: the
+attack is possible exactly when ``2(t - c) <= n - c``, i.e. ``2t <= n + c``. The config refuses
+every ``t <= (n + c) / 2`` (floor ``(n + c) // 2 + 1``). ``colluders=None`` means
+``c = (n - 1) // 3`` (fewer than a third of the fleet). Default threshold:
+``max(floor(2n/3) + 1, (n + c) // 2 + 1)``, which tolerates ``n - t`` (about a third) dropouts.
+
+Variants. ``active=True`` (the default, what the fleet runs) is the actively secure protocol:
+signed AdvertiseKeys against device certificates and the ConsistencyCheck round. ``active=False``
+is the semi-honest variant of protocol version 1 (no signatures, no consistency round), kept so a
+benchmark can measure the active protocol's cost side by side; it is private only against an
+honest-but-curious coordinator (docs/secure-aggregation.md).
 """
 
 from __future__ import annotations
@@ -25,7 +35,13 @@ from Crypto.Hash import SHA256
 from .errors import ConfigError
 from .quantize import QuantisationParams
 
-__all__ = ["SecAggConfig", "StageTimeouts", "default_threshold"]
+__all__ = [
+    "SecAggConfig",
+    "StageTimeouts",
+    "default_colluders",
+    "default_threshold",
+    "threshold_floor",
+]
 
 _MAX_CLIENT_ID = 2**32 - 1
 #: The stage timeouts in StageTimeouts (and Stage) order; ``to_dict`` lists them in this order.
@@ -40,7 +56,8 @@ _DICT_KEYS = (
     "max_weight",
     "timeouts",
 )
-_OPTIONAL_DICT_KEYS = ("scale",)
+#: Written only when not the default, so a default config's dict is unchanged from version 1.
+_OPTIONAL_DICT_KEYS = ("scale", "active", "colluders")
 
 
 def _is_int(value: object) -> bool:
@@ -76,11 +93,28 @@ def _dict_list(data: Mapping[str, Any], key: str, *, numbers: bool = False) -> l
     return [float(item) for item in value] if numbers else [int(item) for item in value]
 
 
-def default_threshold(num_clients: int) -> int:
-    """floor(2n/3) + 1, capped at n: secure against an active server plus < n/3 clients."""
+def _check_n(num_clients: object) -> int:
     if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 2:
         raise ValueError(f"secure aggregation needs at least 2 clients, got {num_clients!r}")
-    return min(num_clients, (2 * num_clients) // 3 + 1)
+    return num_clients
+
+
+def default_colluders(num_clients: int) -> int:
+    """(n - 1) // 3: the colluding clients assumed when none are stated (fewer than n/3)."""
+    return (_check_n(num_clients) - 1) // 3
+
+
+def threshold_floor(num_clients: int, colluders: int) -> int:
+    """(n + c) // 2 + 1, the least t with t > (n + c)/2: safe against an active server + c."""
+    return (_check_n(num_clients) + colluders) // 2 + 1
+
+
+def default_threshold(num_clients: int, colluders: int | None = None) -> int:
+    """max(floor(2n/3) + 1, floor((n + c)/2) + 1), capped at n: tolerates ~n/3 dropouts and
+    is safe against an active server plus ``c`` colluders (default ``(n - 1) // 3``)."""
+    n = _check_n(num_clients)
+    c = default_colluders(n) if colluders is None else colluders
+    return min(n, max((2 * n) // 3 + 1, threshold_floor(n, c)))
 
 
 @dataclass(frozen=True)
@@ -91,6 +125,8 @@ class StageTimeouts:
     share_keys: float = 60.0
     masked_input_collection: float = 300.0
     unmasking: float = 60.0
+    #: ConsistencyCheck has no timeout of its own (the wire format of the config lists four):
+    #: it is a signature over a short list, answered as fast as Unmasking, so it uses that one.
 
     def __post_init__(self) -> None:
         for name in _TIMEOUT_FIELDS:
@@ -104,11 +140,13 @@ class StageTimeouts:
                 )
 
     def for_stage(self, stage: int) -> float:
-        """The timeout of a :class:`~edge.secagg.stages.Stage` (by value)."""
+        """The timeout of a :class:`~edge.secagg.stages.Stage` (by value; ConsistencyCheck
+        uses the unmasking timeout)."""
         return (
             self.advertise_keys,
             self.share_keys,
             self.masked_input_collection,
+            self.unmasking,
             self.unmasking,
         )[stage]
 
@@ -119,7 +157,9 @@ class SecAggConfig:
 
     ``client_ids`` are stored sorted. ``vector_lengths`` lists the lengths of the float vectors a
     client contributes (e.g. one per model layer). ``scale=None`` picks the finest scale for which
-    the sum cannot overflow. ``t`` and ``quantisation`` are derived and validated here.
+    the sum cannot overflow. ``active`` selects the actively secure protocol (default) or the
+    semi-honest variant; ``colluders`` is the ``c`` of the threshold floor (None: ``(n-1)//3``).
+    ``t``, ``c`` and ``quantisation`` are derived and validated here.
     """
 
     client_ids: tuple[int, ...]
@@ -130,7 +170,10 @@ class SecAggConfig:
     max_weight: int = 1000
     scale: float | None = None
     timeouts: StageTimeouts = field(default_factory=StageTimeouts)
+    active: bool = True
+    colluders: int | None = None
     t: int = field(init=False)
+    c: int = field(init=False)
     quantisation: QuantisationParams = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -158,18 +201,33 @@ class SecAggConfig:
                 raise ValueError(f"vector length {length!r} must be a positive int")
         object.__setattr__(self, "vector_lengths", tuple(lengths))
         n = len(self.client_ids)
+        if not isinstance(self.active, bool):
+            raise TypeError(f"active must be a bool, got {type(self.active).__name__}")
+        c = default_colluders(n) if self.colluders is None else self.colluders
+        if isinstance(c, bool) or not isinstance(c, int):
+            raise TypeError(f"colluders must be an int or None, got {type(c).__name__}")
+        if not 0 <= c <= n - 2:
+            raise ValueError(
+                f"colluders must be in 0..n-2 = {n - 2}, got {c}: with more colluding clients "
+                "no threshold <= n is safe"
+            )
+        floor = max(2, threshold_floor(n, c))
         if self.threshold is None:
-            t = default_threshold(n)
+            t = default_threshold(n, c)
         else:
             t = self.threshold
             if isinstance(t, bool) or not isinstance(t, int):
                 raise TypeError(f"threshold must be an int or None, got {type(t).__name__}")
-            if not max(2, n // 2 + 1) <= t <= n:
-                raise ValueError(
-                    f"threshold {t} must satisfy max(2, n//2 + 1) <= t <= n = {n}: a strict "
-                    "majority, so two disjoint groups can never both reach it"
-                )
+        if not floor <= t <= n:
+            raise ValueError(
+                f"threshold {t} must satisfy (n + c)//2 + 1 = {floor} <= t <= n = {n} (n = {n} "
+                f"clients, c = {c} colluders): with t <= (n + c)/2 an active coordinator and {c} "
+                "colluding clients can tell two groups different stories about who dropped and "
+                "rebuild both secrets of an honest client; raise the threshold or lower "
+                "colluders"
+            )
         object.__setattr__(self, "t", t)
+        object.__setattr__(self, "c", c)
         if isinstance(self.bit_width, bool) or not isinstance(self.bit_width, int):
             raise TypeError(f"bit_width must be an int, got {type(self.bit_width).__name__}")
         if not 8 <= self.bit_width <= 64:
@@ -197,7 +255,9 @@ class SecAggConfig:
         Keys: ``client_ids`` and ``vector_lengths`` (lists of ints, ids sorted), ``threshold``
         (int, or None for the default), ``bit_width``, ``clip_bound`` (float), ``max_weight``,
         ``timeouts`` (the four stage timeouts in :class:`StageTimeouts` order, floats), and
-        ``scale`` (float) only when an explicit scale was set. Encode it with
+        ``scale`` (float) only when an explicit scale was set, ``active`` (bool) only when False
+        and ``colluders`` (int) only when set, so a default config's dict is that of protocol
+        version 1 (the digest tells the versions apart). Encode it with
         ``json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))`` for a stable text.
         """
         out: dict[str, Any] = {
@@ -211,6 +271,10 @@ class SecAggConfig:
         }
         if self.scale is not None:
             out["scale"] = float(self.scale)
+        if not self.active:
+            out["active"] = False
+        if self.colluders is not None:
+            out["colluders"] = int(self.colluders)
         return out
 
     @classmethod
@@ -250,6 +314,10 @@ class SecAggConfig:
         scale = None
         if data.get("scale") is not None:
             scale = _dict_number(data, "scale")
+        active = data.get("active", True)
+        if not isinstance(active, bool):
+            raise ConfigError(f"SecAggConfig field 'active' must be a bool, got {active!r}")
+        colluders = None if data.get("colluders") is None else _dict_int(data, "colluders")
         try:
             return cls(
                 client_ids=tuple(client_ids),
@@ -260,6 +328,8 @@ class SecAggConfig:
                 max_weight=max_weight,
                 scale=scale,
                 timeouts=StageTimeouts(*timeouts),
+                active=active,
+                colluders=colluders,
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"SecAggConfig dict is invalid: {exc}") from exc
@@ -273,7 +343,8 @@ class SecAggConfig:
     def digest(self) -> bytes:
         """SHA-256 over every field that changes the protocol's meaning (not the timeouts)."""
         q = self.quantisation
-        h = SHA256.new(b"pifed-secagg/v1 config")
+        h = SHA256.new(b"pifed-secagg/v2 config")
+        h.update(struct.pack("<BI", int(self.active), self.c))
         h.update(struct.pack("<I", self.num_clients))
         h.update(b"".join(struct.pack("<I", cid) for cid in self.client_ids))
         h.update(struct.pack("<I", len(self.vector_lengths)))

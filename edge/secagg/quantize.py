@@ -188,9 +188,15 @@ def quantise(
             f"{update.shape}"
         )
     if isinstance(num_examples, bool) or not isinstance(num_examples, int | np.integer):
-        raise TypeError(f"num_examples must be an int, got {type(num_examples).__name__}")
+        raise DTypeError(
+            f"num_examples must be an int, got {type(num_examples).__name__}; pass the count of "
+            "local training examples"
+        )
     if num_examples < 1:
-        raise ValueError(f"num_examples must be >= 1, got {num_examples}")
+        raise ValueOutOfRange(
+            f"num_examples must be >= 1, got {num_examples}; a client without examples should "
+            "leave the round"
+        )
     values = update.astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise ValueOutOfRange("update contains NaN or infinity; fix the local training step")

@@ -1,7 +1,7 @@
 """Named protocol stages of secure aggregation (Bonawitz et al., CCS 2017, Fig. 4).
 
-The numeric values are part of the wire format (they are bound into AEAD associated data), so
-they never change.
+The numeric values are part of the wire format (they are bound into AEAD associated data and
+signed statements); protocol version 2 inserted CONSISTENCY_CHECK before UNMASKING.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ __all__ = ["Stage"]
 
 
 class Stage(enum.IntEnum):
-    """The four rounds of the protocol, in order (ConsistencyCheck is not implemented)."""
+    """The rounds of the protocol, in order. CONSISTENCY_CHECK runs only in the actively secure
+    variant (``SecAggConfig.active``); the semi-honest variant goes straight to UNMASKING."""
 
     ADVERTISE_KEYS = 0
     SHARE_KEYS = 1
     MASKED_INPUT_COLLECTION = 2
-    UNMASKING = 3
+    CONSISTENCY_CHECK = 3
+    UNMASKING = 4

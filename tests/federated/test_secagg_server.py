@@ -19,7 +19,7 @@ from edge.secagg import (
     AdvertiseKeysReply,
     ClientMessage,
     ClientProtocol,
-    DecryptionError,
+    ConfigError,
     DeterministicRandom,
     DTypeError,
     DuplicatePublicKey,
@@ -27,12 +27,10 @@ from edge.secagg import (
     InconsistentUnmaskRequest,
     InvalidPublicKey,
     MaskedInputReply,
-    MaskedInputRequest,
     NotEnoughShares,
     ReplayError,
     RoundAborted,
     SecAggConfig,
-    ServerMessage,
     SessionMismatch,
     ShapeError,
     ShareKeysReply,
@@ -51,9 +49,10 @@ from edge.secagg.keys import X25519KeyPair
 from edge.secagg.masking import add_prg, pairwise_seed
 from edge.secagg.session import self_mask_commitment
 from edge.secagg.shamir import combine_shares
-from federated.secagg_local import LocalRound, ManualClock, seeded_parties
+from federated.secagg_local import LocalRound, ManualClock, TestAuthority, seeded_parties
 from federated.secagg_server import AggregateResult, ServerProtocol
 
+AUTHORITY = TestAuthority(b"test_secagg_server")
 SCALE = 2.0**10  # exact inputs: multiples of 1/SCALE quantise without rounding
 MAX_WEIGHT = 4
 
@@ -75,6 +74,9 @@ class Round(LocalRound):
         exact: bool = True,
         clients: dict[int, ClientProtocol] | None = None,
         clock: ManualClock | None = None,
+        active: bool = True,
+        threshold: int | None = None,
+        colluders: int | None = None,
     ) -> None:
         self.config = SecAggConfig(
             client_ids=tuple(range(1, n + 1)),
@@ -82,13 +84,16 @@ class Round(LocalRound):
             bit_width=bit_width,
             max_weight=MAX_WEIGHT,
             scale=SCALE if exact else None,
+            active=active,
+            threshold=threshold,
+            colluders=colluders,
         )
         clock = clock or ManualClock()
-        server = ServerProtocol(self.config, DeterministicRandom(seed + b"/s"), clock)
-        clients = clients or {
-            cid: ClientProtocol(cid, self.config, DeterministicRandom(seed + b"/c%d" % cid), clock)
-            for cid in self.config.client_ids
-        }
+        self.authority = AUTHORITY
+        server, parties = seeded_parties(
+            self.config, seed + b"/s", lambda cid: seed + b"/c%d" % cid, clock, AUTHORITY
+        )
+        clients = clients or parties
         rs = np.random.default_rng(list(seed))
         if exact:
             self.updates = {cid: rs.integers(-1024, 1025, m) / 1024.0 for cid in clients}
@@ -142,7 +147,7 @@ def test_n_minus_t_dropouts_at_any_stage_still_give_the_exact_survivor_sum(stage
     rnd.silent[stage] = {2, 6}
     result = rnd.run()
     assert dict(result.dropped) == {2: stage, 6: stage}
-    if stage == Stage.UNMASKING:  # their masked inputs are in; only their answers are missing
+    if stage >= Stage.CONSISTENCY_CHECK:  # their masked inputs are in; their answers missing
         assert result.survivors == (1, 2, 3, 4, 5, 6, 7)
     else:
         assert result.survivors == (1, 3, 4, 5, 7)
@@ -202,7 +207,7 @@ def test_any_dropout_pattern_within_n_minus_t_sums_the_survivors_within_the_quan
     for cid, stage in drops.items():
         rnd.silent[stage].add(cid)
     result = rnd.run()
-    late = {cid for cid, stage in drops.items() if stage == Stage.UNMASKING}
+    late = {cid for cid, stage in drops.items() if stage >= Stage.CONSISTENCY_CHECK}
     assert set(result.survivors) == set(rnd.config.client_ids) - set(drops) | late
     error = np.abs(np.concatenate(result.weighted_sum) - rnd.expected(result.survivors))
     assert np.all(error < len(result.survivors) * rnd.config.quantisation.error_bound)
@@ -220,8 +225,9 @@ def test_any_dropout_pattern_within_n_minus_t_sums_the_survivors_within_the_quan
         (lambda r: UnmaskRequest(r.session_id, r.alive, (r.alive[-1],)), {1, 2, 3, 4, 5}),
         (lambda r: UnmaskRequest(r.session_id, (*r.alive, r.alive[0]), r.dropped), {1, 2, 3, 4, 5}),
         (lambda r: UnmaskRequest(r.session_id, r.alive, (77,)), {1, 2, 3, 4, 5}),
-        # The others cannot tell that 1 submitted; see the self-mask test of case 10.
-        (lambda r: UnmaskRequest(r.session_id, r.alive[1:], (r.alive[0],)), {1}),
+        # Every client signed the true survivor set in ConsistencyCheck, so all refuse (in the
+        # semi-honest variant only 1 would: see the self-mask test of case 10).
+        (lambda r: UnmaskRequest(r.session_id, r.alive[1:], (r.alive[0],)), {1, 2, 3, 4, 5}),
     ],
     ids=["alive-and-dropped", "repeat", "unknown", "self-dropped"],
 )
@@ -374,41 +380,101 @@ def test_bad_public_keys_are_rejected_and_drop_their_sender(
     _exact(result, rnd)
 
 
-def test_a_tampered_relayed_share_is_detected_by_its_recipient_who_drops_out() -> None:
+def _garble_shares_of(
+    sender: int, recipients: set[int]
+) -> Callable[[ClientMessage], ClientMessage]:
+    """A malicious ``sender``: its sealed shares to ``recipients`` are garbage."""
+
+    def tamper(reply: ClientMessage) -> ClientMessage:
+        if isinstance(reply, ShareKeysReply) and reply.client_id == sender:
+            shares = tuple(
+                EncryptedShare(
+                    item.peer,
+                    item.nonce,
+                    bytes(len(item.ciphertext)) if item.peer in recipients else item.ciphertext,
+                    item.key_commitment,
+                    item.seed_commitment,
+                )
+                for item in reply.shares
+            )
+            return ShareKeysReply(sender, reply.session_id, reply.commitment, shares)
+        return reply
+
+    return tamper
+
+
+def test_a_client_sealing_garbage_to_every_peer_is_excluded_and_the_round_completes() -> None:
     rnd = Round(n=5)
-
-    def tamper(cid: int, message: ServerMessage) -> ServerMessage:
-        if isinstance(message, MaskedInputRequest) and cid == 2:
-            first = message.shares[0]
-            bad = EncryptedShare(first.peer, first.nonce, first.ciphertext[:-1] + b"\x00")
-            return MaskedInputRequest(2, message.session_id, (bad, *message.shares[1:]))
-        return message
-
-    rnd.tamper_request = tamper
+    rnd.tamper_reply = _garble_shares_of(3, {1, 2, 4, 5})
     result = rnd.run()
-    assert isinstance(rnd.client_errors[2], DecryptionError)
-    assert result.survivors == (1, 3, 4, 5)
+    assert not rnd.client_errors  # the recipients report the sender, none abandons its session
+    assert result.survivors == (1, 2, 4, 5)
+    assert dict(result.dropped) == {3: Stage.MASKED_INPUT_COLLECTION}  # the culprit, not victims
+    assert set(result.culprits) == {3}
+    assert "did not open or verify for clients [1, 2, 4, 5]" in result.culprits[3]
     _exact(result, rnd)
 
 
+def test_garbage_to_one_peer_is_excluded_when_enough_others_hold_its_shares() -> None:
+    rnd = Round(n=6, threshold=4, colluders=1)
+    rnd.tamper_reply = _garble_shares_of(1, {2})
+    result = rnd.run()
+    assert result.survivors == (2, 3, 4, 5, 6) and set(result.culprits) == {1}
+    _exact(result, rnd)  # 1's masks with 3..6 removed through its rebuilt key, none with 2
+
+
+def test_garbage_to_too_many_peers_aborts_naming_the_sender() -> None:
+    rnd = Round(n=5)  # t = 4: garbage to 2 leaves 3 holders of 1's shares among 4 survivors
+    rnd.tamper_reply = _garble_shares_of(1, {2})
+    with pytest.raises(TooFewSurvivors, match=r"client 1 sealed shares that did not open"):
+        rnd.run()
+    assert rnd.server.culprits.keys() == {1}
+
+
 @pytest.mark.parametrize("which", ["seed", "key"])
-def test_a_tampered_shamir_share_is_detected_at_reconstruction(which: str) -> None:
-    rnd = Round(n=5)
-    rnd.silent[Stage.MASKED_INPUT_COLLECTION] = {5}  # so a key share of 5 is revealed
+@pytest.mark.parametrize("liar", [1, 5], ids=["first-responder", "last-responder"])
+def test_a_bad_shamir_share_names_its_responder_and_the_round_completes(
+    which: str, liar: int
+) -> None:
+    rnd = Round(n=6, threshold=4, colluders=1)
+    rnd.silent[Stage.MASKED_INPUT_COLLECTION] = {6}  # so key shares of 6 are revealed
 
     def tamper(reply: ClientMessage) -> ClientMessage:
-        if isinstance(reply, UnmaskReply) and reply.client_id == 1:
+        if isinstance(reply, UnmaskReply) and reply.client_id == liar:
             seeds, keys = list(reply.seed_shares), list(reply.key_shares)
             group = seeds if which == "seed" else keys
-            owner, share = group[0]
-            group[0] = (owner, bytes([share[0] ^ 0x40]) + share[1:])
-            return UnmaskReply(1, reply.session_id, tuple(seeds), tuple(keys))
+            pos = next(i for i, (owner, _) in enumerate(group) if owner != liar)
+            owner, share = group[pos]
+            group[pos] = (owner, bytes([share[0] ^ 0x40]) + share[1:])
+            return UnmaskReply(liar, reply.session_id, tuple(seeds), tuple(keys))
         return reply
 
     rnd.tamper_reply = tamper
-    with pytest.raises(ShareVerificationError):
+    assert rnd.config.t == 4  # five responders, one bad: four good ones remain
+    result = rnd.run()
+    assert [type(e) for e in rnd.server_errors] == [ShareVerificationError]
+    assert f"client {liar} revealed a share" in str(rnd.server_errors[0])
+    assert set(result.culprits) == {liar}
+    assert result.survivors == (1, 2, 3, 4, 5)  # the liar's input is in; only its reply is not
+    assert dict(result.dropped) == {6: Stage.MASKED_INPUT_COLLECTION, liar: Stage.UNMASKING}
+    _exact(result, rnd)
+
+
+def test_a_bad_share_with_no_spare_responder_aborts_and_names_the_responder() -> None:
+    rnd = Round(n=5)  # t = 4: with 5 silent, the 4 responders are exactly t
+    rnd.silent[Stage.MASKED_INPUT_COLLECTION] = {5}
+
+    def tamper(reply: ClientMessage) -> ClientMessage:
+        if isinstance(reply, UnmaskReply) and reply.client_id == 1:
+            owner, share = reply.key_shares[0]
+            bad = ((owner, bytes([share[0] ^ 1]) + share[1:]),)
+            return UnmaskReply(1, reply.session_id, reply.seed_shares, bad)
+        return reply
+
+    rnd.tamper_reply = tamper
+    with pytest.raises(TooFewSurvivors):
         rnd.run()
-    assert rnd.server.aborted
+    assert rnd.server.aborted and 1 in rnd.server.culprits
     with pytest.raises(RoundAborted):
         _ = rnd.server.result
 
@@ -520,7 +586,9 @@ def test_a_curious_server_with_the_whole_transcript_cannot_strip_pairwise_masks(
 
 
 def test_a_server_that_falsely_reports_a_client_dropped_still_faces_its_self_mask() -> None:
-    rnd = Round(n=4, m=64)
+    # The semi-honest variant: no ConsistencyCheck, so the lie reaches the clients' unmasking
+    # (the actively secure variant refuses it: test_secagg_active.py).
+    rnd = Round(n=4, m=64, active=False)
     rnd.run_until(Stage.MASKED_INPUT_COLLECTION)
     self_seed_of_1 = rnd.clients[1]._session.self_seed  # type: ignore[union-attr]  # test oracle
     rnd.step()
@@ -584,7 +652,11 @@ def test_server_constructor_and_lifecycle_checks() -> None:
         ServerProtocol(config, rng=b"x")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         ServerProtocol(config, clock=1.0)  # type: ignore[arg-type]
-    server = ServerProtocol(config, DeterministicRandom(b"s"), ManualClock())
+    with pytest.raises(ConfigError, match="authority"):
+        ServerProtocol(config)  # the active protocol checks certificates
+    server = ServerProtocol(
+        config, DeterministicRandom(b"s"), ManualClock(), authority=AUTHORITY.public
+    )
     with pytest.raises(StageError):
         server.poll()
     with pytest.raises(StageError):
@@ -613,7 +685,9 @@ def test_server_rejects_out_of_order_and_unknown_senders() -> None:
 
 #: sha256 over the length-prefixed bytes of every message of the 3-client round below. The same
 #: seeds must give the same bytes on every architecture (checked under aarch64 emulation later).
-KAT_SHA256 = "dcffc0b76bf25bfef02cd9c7550292a2230d1a18b8efc77019ffec7c663cfc36"
+#: Protocol version 2 (issue 19): the actively secure round of the default TestAuthority, with
+#: signed AdvertiseKeys, share commitments and the ConsistencyCheck round (30 messages, was 24).
+KAT_SHA256 = "224cd1d0c37f1233b26eee254453f175bf30a8fa67e7db98488d9a678403e527"
 
 
 def test_known_answer_vector_of_a_three_client_round() -> None:
@@ -634,5 +708,5 @@ def test_known_answer_vector_of_a_three_client_round() -> None:
     assert np.all(np.abs(result.weighted_sum[0] - expected) < 3 * config.quantisation.error_bound)
     assert (result.weight_sum, result.clip_count) == (60, 1)
     digest = hashlib.sha256(b"".join(len(d).to_bytes(4, "little") + d for d in wire)).hexdigest()
-    assert len(wire) == 24
+    assert len(wire) == 30
     assert digest == KAT_SHA256

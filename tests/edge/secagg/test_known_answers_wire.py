@@ -19,6 +19,8 @@ from edge.secagg import SecAggConfig, StageTimeouts
 from edge.secagg.messages import (
     AdvertiseKeysReply,
     AdvertiseKeysRequest,
+    ConsistencyCheckReply,
+    ConsistencyCheckRequest,
     EncryptedShare,
     MaskedInputReply,
     MaskedInputRequest,
@@ -29,7 +31,15 @@ from edge.secagg.messages import (
     UnmaskRequest,
     decode_message,
 )
-from edge.secagg.session import self_mask_commitment, session_id
+from edge.secagg.session import (
+    SHARE_OF_KEY,
+    SHARE_OF_SEED,
+    advertise_statement,
+    consistency_statement,
+    self_mask_commitment,
+    session_id,
+    share_commitment,
+)
 
 NONCE = bytes(range(32))
 DIGEST = bytes(range(32, 64))
@@ -44,6 +54,8 @@ def fingerprint(data: bytes) -> tuple[int, str, str]:
 
 # -- configuration ---------------------------------------------------------------------------------
 
+# Protocol version 2 (issue 19) changed every digest on purpose: the label is v2 and the variant
+# (active) and the colluder bound c are bound.
 # Incompatible: the domain label, the packing of any field, adding/removing a field, or a change
 # to how the default threshold or the largest safe scale is derived -- old clients would refuse
 # the new coordinator's AdvertiseKeysRequest (config digest mismatch). Timeouts are not bound.
@@ -53,7 +65,7 @@ CONFIG_VECTORS: list[tuple[dict[str, Any], int, str, str]] = [
         {"client_ids": (1, 2, 3), "vector_lengths": (3,)},
         3,
         "0x1.5d867c3958106p+19",
-        "80b3c86554dd8ce0ea01eed48a064b17afb61df58d3e13e5c69b58cf2380cda6",
+        "906a466dbb52a73f1a2db25445cbd848cb7a3a741b182cd26275ade54ea1c187",
     ),
     (
         {
@@ -67,7 +79,7 @@ CONFIG_VECTORS: list[tuple[dict[str, Any], int, str, str]] = [
         },
         5,
         "0x1.0624d70a3d70ap+15",
-        "8eccf066ccc8a34319988693818ed570f75a079e3721a2c25051d1659a855b37",
+        "e3bf6c390971f8840db08ae4a5831dd94ae7f160fb4a2a7d65d2e57c04e4ef3f",
     ),
     (
         {
@@ -78,13 +90,27 @@ CONFIG_VECTORS: list[tuple[dict[str, Any], int, str, str]] = [
         },
         3,
         "0x1.0000000000000p+10",
-        "e9e2c515891eeff7b6e5cb7236fb9c413e776c422236a5f4b260ca811ad5c68c",
+        "a26cc2788240057bed01b6743aa12a29dd6faeb70cdac746e2cd2f6a9fb18a56",
+    ),
+    (
+        {
+            "client_ids": (1, 2, 3, 4, 5, 6),
+            "vector_lengths": (3,),
+            "active": False,
+            "colluders": 0,
+            "threshold": 4,
+        },
+        4,
+        "0x1.5d867c3958106p+18",
+        "78e7b3f208de24df4a4d9fdb4763dce1c6e57616dca788ed216e7c6685d82eec",
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "t", "scale", "digest"), CONFIG_VECTORS, ids=["default", "explicit", "k64-scale"]
+    ("kwargs", "t", "scale", "digest"),
+    CONFIG_VECTORS,
+    ids=["default", "explicit", "k64-scale", "semi-honest"],
 )
 def test_config_digest_known_answers(
     kwargs: dict[str, Any], t: int, scale: str, digest: str
@@ -141,7 +167,7 @@ def test_config_json_known_answers(kwargs: dict[str, Any], expected: str) -> Non
 # key-list order (sorted by id) -- peers would derive different session ids, and every AEAD and
 # HKDF bound to it would fail.
 def test_session_id_known_answer() -> None:
-    expected = "5b2ea238853c059ce3f4639349629e4cb5b8ef4b976904311b7cb6be02a8150e"
+    expected = "931f418071c4cb79091a9d97b66aeb32c6fd784347081159e33b10809cc7910a"
     assert session_id(DIGEST, NONCE, ADVERTISED).hex() == expected
     assert session_id(DIGEST, NONCE, reversed(ADVERTISED)).hex() == expected
 
@@ -151,16 +177,41 @@ def test_session_id_known_answer() -> None:
 def test_self_mask_commitment_known_answer() -> None:
     assert (
         self_mask_commitment(SESSION, 2, NONCE).hex()
-        == "35f790e63dff8ec1b8c167524cda1a7ae77e45f2da05a5012eca66b472f2979a"
+        == "a8a9de49606a35e596ffdab66b50f9f84cd142c480cc2fdfc91e767f8a58a3d3"
     )
+
+
+# Incompatible: the label or packing -- the server would blame honest responders' shares.
+def test_share_commitment_known_answer() -> None:
+    assert (
+        share_commitment(SESSION, 2, 3, SHARE_OF_SEED, NONCE).hex()
+        == "18e35c14c90d34feacdc26da861dd34f1c2c4a0d52c574ed160098786f64aaac"
+    )
+    assert share_commitment(SESSION, 2, 3, SHARE_OF_KEY, NONCE) != share_commitment(
+        SESSION, 2, 3, SHARE_OF_SEED, NONCE
+    )
+
+
+# Incompatible: the labels or packing of the signed statements -- every peer's signature fails.
+def test_signed_statements_known_answers() -> None:
+    advertised = advertise_statement(DIGEST, NONCE, 2, b"\x12" * 32, b"\x22" * 32)
+    assert hashlib.sha256(advertised).hexdigest() == (
+        "c8ef330d5acf19b4ae7fa11544b135357c431ec13fa41ade73905d23dc446d4e"
+    )
+    assert consistency_statement(SESSION, (3, 1)).hex() == (
+        "70696665642d7365636167672f763220636f6e73697374656e637900"  # label, NUL
+        + SESSION.hex()
+        + "02000000" "01000000" "03000000"  # count 2, ids sorted
+    )  # fmt: skip
 
 
 # -- wire messages ---------------------------------------------------------------------------------
 
 SHARES = (
-    EncryptedShare(2, bytes(range(12)), bytes(range(88))),
-    EncryptedShare(3, bytes(range(12, 24)), b"\xc3" * 17),
+    EncryptedShare(2, bytes(range(12)), bytes(range(88)), b"\x4b" * 32, b"\x5b" * 32),
+    EncryptedShare(3, bytes(range(12, 24)), b"\xc3" * 17, b"\x4c" * 32, b"\x5c" * 32),
 )
+SIGNED = tuple((bytes([0xC0 + cid]) * 5, bytes([0xD0 + cid]) * 64) for cid in (1, 2, 3))
 VECTOR = np.array([0, 1, 2**31, 2**32 - 1], dtype=np.uint32)
 
 # Incompatible: the magic, the version byte, a type number, the order, width or byte order of
@@ -171,45 +222,62 @@ VECTOR = np.array([0, 1, 2**31, 2**32 - 1], dtype=np.uint32)
 MESSAGE_VECTORS: list[tuple[str, Message, tuple[int, str, str]]] = [
     # (name, message, (length, first 16 bytes, sha256) of message.to_bytes())
     ("AdvertiseKeysRequest", AdvertiseKeysRequest(NONCE, DIGEST),
-     (69, "5053410101000102030405060708090a",
-      "e3bfb4a09a28d37ef49d80a93fbf2ae6f403186844cf625738d42319f12aadba")),
+     (69, "5053410201000102030405060708090a",
+      "4e4bdfa19d7f9080d08ee486e005637479ce95f750f1625a1a74f9681a0b1db1")),
     ("AdvertiseKeysReply", AdvertiseKeysReply(2, NONCE, b"\x12" * 32, b"\x22" * 32),
-     (105, "50534101020200000000010203040506",
-      "ca610300fe7bccff79765293a2eb3de14ba7bc9958669c946a78e3fbeea35f5e")),
+     (113, "50534102020200000000010203040506",
+      "a9bfe1aca27d6a779526fae213371ae38b9121b91b06cc51e5b080349f6ea758")),
+    ("AdvertiseKeysReply/signed", AdvertiseKeysReply(2, NONCE, b"\x12" * 32, b"\x22" * 32, b"\xc2" * 5, b"\xd2" * 64),  # noqa: E501
+     (182, "50534102020200000000010203040506",
+      "1b7aae371f42f570bc2ae447146e609d489ce4b371cb13a563b9b6542d842afd")),
     ("ShareKeysRequest", ShareKeysRequest(NONCE, DIGEST, tuple(ADVERTISED)),
-     (277, "5053410103000102030405060708090a",
-      "6abef9d8e5f74c342c1ec96746b49822b7fb8677fd0530d855c63403c5ba92c3")),
+     (281, "5053410203000102030405060708090a",
+      "7cc9015291000a2e754ac1fb9cde5cd7cadca42be3a875b9c9c9253e30b4279d")),
+    ("ShareKeysRequest/signed", ShareKeysRequest(NONCE, DIGEST, tuple(ADVERTISED), SIGNED),
+     (512, "5053410203000102030405060708090a",
+      "1e81766f5d43f16e0a36ba7c934a4276c3cbc205ba9a5699c826c5af70c62a8d")),
     ("ShareKeysRequest/empty", ShareKeysRequest(NONCE, DIGEST, ()),
-     (73, "5053410103000102030405060708090a",
-      "d1a62915145d5b3201ba8ce336eb9205b5486cb03af7abfc4c6022a3fb661910")),
+     (77, "5053410203000102030405060708090a",
+      "475678cfe52e11b3a634d9f4f92bfcc59076651477cdb5aa99fb6250ed63a77a")),
     ("ShareKeysReply", ShareKeysReply(1, SESSION, DIGEST, SHARES),
-     (222, "50534101040100000040414243444546",
-      "2fd2735c6c31c5a802e2b3ed1d57783f8f7234c05979f717b63744f25ebcf4c6")),
+     (350, "50534102040100000040414243444546",
+      "44aab91c63bd9ad93fe3a0ee17e1cd14c6acd7ad60732a04fe7328606092680a")),
     ("MaskedInputRequest", MaskedInputRequest(1, SESSION, SHARES[::-1]),
-     (190, "50534101050100000040414243444546",
-      "20107dfa8f1df9eeb88349db9251eb7f6590d0149f457467bab2f8f7e32682d9")),
+     (318, "50534102050100000040414243444546",
+      "6ed9cab2651de686684ea0a955d468ea036b05f771f3f4218616a84239375c55")),
     ("MaskedInputReply/u8", MaskedInputReply(3, SESSION, VECTOR.astype(np.uint8)),
-     (50, "50534101060300000040414243444546",
-      "cb601ec0e9379e3483893298e7d266ae16ac91531b86e88e49816881b3d2cf93")),
+     (54, "50534102060300000040414243444546",
+      "3a2df4267526d741afc2cb57aec9e2775bcf57b48cb04f9b82ce0f267ba4ac13")),
     ("MaskedInputReply/u16", MaskedInputReply(3, SESSION, VECTOR.astype(np.uint16)),
-     (54, "50534101060300000040414243444546",
-      "eb4b52370b657156d860fa91972c825525e6df6a41cbe212cf3c1f3bc6553c5e")),
+     (58, "50534102060300000040414243444546",
+      "a28ffb13d5a6f13d5c337526cd90489935bf54b2e989431d57bf4f1b26ea70ef")),
     ("MaskedInputReply/u32", MaskedInputReply(3, SESSION, VECTOR),
-     (62, "50534101060300000040414243444546",
-      "9d70505a1cffc0cc25ec61a7bd4aa8ed8e9962255cb096ab6fd307dba4434afe")),
+     (66, "50534102060300000040414243444546",
+      "f64a48b1153de38489f5b2897a05d6999f3d897b09c295e26ace3c7e7d4734b2")),
     ("MaskedInputReply/u64", MaskedInputReply(3, SESSION, VECTOR.astype(np.uint64) << 31),
-     (78, "50534101060300000040414243444546",
-      "541ccd6443b674fa51df623bb5c6a8cbcb143455872181405ce1b30c7e4b81fd")),
+     (82, "50534102060300000040414243444546",
+      "43dbed450aa86174f67c9911c8a8722eb85a466a5331afbf0a9dd98b1e086a28")),
+    ("MaskedInputReply/accused", MaskedInputReply(3, SESSION, VECTOR, (1, 2)),
+     (74, "50534102060300000040414243444546",
+      "c89b29662c1b3e7765d39c07c98ce94c999581f2eb18d14ab24e3fe4c1650b31")),
+    ("ConsistencyCheckRequest", ConsistencyCheckRequest(SESSION, (1, 2, 3)),
+     (53, "5053410209404142434445464748494a",
+      "d93b7e67c2b92cb2b7bd6b34ed446b3f17c3d0fceea1037dcce84547a1a25f6b")),
+    ("ConsistencyCheckReply", ConsistencyCheckReply(2, SESSION, b"\xe2" * 64),
+     (109, "505341020a0200000040414243444546",
+      "bdcbe3d9e43bed7f8c0fa722e091cc94f282d290445fb4da37f194d83f2feed6")),
     ("UnmaskRequest", UnmaskRequest(SESSION, (1, 3), (2,)),
-     (57, "5053410107404142434445464748494a",
-      "20243e0428ae1ed026f27fae728362990a8939b9bae0bf583e4554845129f864")),
-    ("UnmaskReply",
-     UnmaskReply(1, SESSION, ((1, b"\xb1" * 32), (3, b"\xb3" * 32)), ((2, b"\x5a" * 32),)),
-     (157, "50534101080100000040414243444546",
-      "5ef35aef4bbc50d8091160a1edb8ad95e5701345e44bbf8ff84b229eeffad9ac")),
+     (61, "5053410207404142434445464748494a",
+      "0fe29655633e9873edfa803e3af529e160ac96d60221e9114fdfd1cb150dcf77")),
+    ("UnmaskRequest/signed", UnmaskRequest(SESSION, (1, 3), (2,), ((1, b"\xe1" * 64), (3, b"\xe3" * 64))),  # noqa: E501
+     (205, "5053410207404142434445464748494a",
+      "7fb7f9376109eb62cd3867d90427826213a4f1e2872675893bc3503ac4db4eef")),
+    ("UnmaskReply", UnmaskReply(1, SESSION, ((1, b"\xb1" * 32), (3, b"\xb3" * 32)), ((2, b"\x5a" * 32),)),  # noqa: E501
+     (157, "50534102080100000040414243444546",
+      "ec36c244479fc624bc127e71ec38a88fb70bfd0b13f4b03d41ed3d7cfbab69b0")),
     ("UnmaskReply/empty", UnmaskReply(1, SESSION, (), ()),
-     (49, "50534101080100000040414243444546",
-      "ab74f24b99e966caadcdab6ff4697401d7e1df1979a4f290b805abd86824401a")),
+     (49, "50534102080100000040414243444546",
+      "24da6a75073c8dea50f0184f4b9c8db4367f2569448755b6d4d7d064dfdfcd5c")),
 ]
 # fmt: on
 
@@ -225,6 +293,8 @@ def test_every_message_type_has_a_vector() -> None:
         MaskedInputReply,
         UnmaskRequest,
         UnmaskReply,
+        ConsistencyCheckRequest,
+        ConsistencyCheckReply,
     }
 
 
@@ -251,10 +321,11 @@ def test_message_encoding_known_answers(
 # so a mismatch shows where the layout moved.
 def test_unmask_request_bytes_in_full() -> None:
     expected = (
-        "505341" "01" "07"  # magic, version 1, type 7
+        "505341" "02" "07"  # magic, version 2, type 7
         + SESSION.hex()
         + "02000000" "01000000" "03000000"  # alive: count 2, ids 1 and 3
         + "01000000" "02000000"  # dropped: count 1, id 2
+        + "00000000"  # signatures: count 0 (semi-honest)
     )  # fmt: skip
     assert UnmaskRequest(SESSION, (1, 3), (2,)).to_bytes().hex() == expected
     assert decode_message(bytes.fromhex(expected)) == UnmaskRequest(SESSION, (1, 3), (2,))

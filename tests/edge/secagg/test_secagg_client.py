@@ -55,7 +55,11 @@ class Relay:
 
     @classmethod
     def build(cls, n: int = N, seed: bytes = b"client") -> Relay:
-        config = SecAggConfig(client_ids=tuple(range(1, n + 1)), vector_lengths=(2, M - 2))
+        # The semi-honest variant: these are the checks both variants share, driven by hand;
+        # the actively secure ones (signatures, ConsistencyCheck) are in test_secagg_active.py.
+        config = SecAggConfig(
+            client_ids=tuple(range(1, n + 1)), vector_lengths=(2, M - 2), active=False
+        )
         clock = ManualClock()
         clients = {
             cid: ClientProtocol(cid, config, DeterministicRandom(seed + bytes([cid])), clock)
@@ -80,7 +84,9 @@ class Relay:
 
     def masked_request(self, cid: int) -> MaskedInputRequest:
         relayed = tuple(
-            EncryptedShare(sender, item.nonce, item.ciphertext)
+            EncryptedShare(
+                sender, item.nonce, item.ciphertext, item.key_commitment, item.seed_commitment
+            )
             for sender, reply in sorted(self.share_replies.items())
             if sender != cid
             for item in reply.shares
@@ -224,6 +230,9 @@ def test_repeated_requests_within_a_session_are_rejected() -> None:
     relay.clients[1].masked_input(relay.masked_request(1), _update(1), 3)
     with pytest.raises(ReplayError):
         relay.clients[1].masked_input(relay.masked_request(1), _update(1), 3)
+    # a replay leaves the session intact: the client still answers the next stage
+    assert relay.clients[1].stage == Stage.MASKED_INPUT_COLLECTION
+    assert relay.clients[1].session_id == relay.session
 
 
 def test_requests_out_of_stage_order_are_rejected() -> None:
@@ -250,9 +259,10 @@ def test_messages_of_another_session_do_not_verify() -> None:
     client = new.clients[1]
     with pytest.raises(SessionMismatch):
         client.masked_input(old_request, _update(1), 3)
-    # Old ciphertexts relabelled with the new session id fail authentication.
+    # Old ciphertexts relabelled with the new session id fail authentication: the client
+    # accuses every sender and, left below the threshold, refuses to mask.
     forged = MaskedInputRequest(1, new.session, old_request.shares)
-    with pytest.raises(DecryptionError):
+    with pytest.raises(TooFewSurvivors, match=r"accused: \[2, 3, 4, 5\]"):
         client.masked_input(forged, _update(1), 3)
 
 
@@ -274,11 +284,29 @@ def test_a_tampered_share_ciphertext_is_rejected(where: int) -> None:
     first = request.shares[0]
     data = bytearray(first.ciphertext)
     data[where] ^= 0x01
-    tampered = EncryptedShare(first.peer, first.nonce, bytes(data))
-    with pytest.raises(DecryptionError):
-        relay.clients[1].masked_input(
-            MaskedInputRequest(1, relay.session, (tampered, *request.shares[1:])), _update(1), 3
-        )
+    tampered = EncryptedShare(
+        first.peer, first.nonce, bytes(data), first.key_commitment, first.seed_commitment
+    )
+    reply = relay.clients[1].masked_input(
+        MaskedInputRequest(1, relay.session, (tampered, *request.shares[1:])), _update(1), 3
+    )
+    # The client does not abandon its session: it masks without the sender and accuses it.
+    assert reply.accused == (first.peer,)
+    assert relay.clients[1].stage == Stage.MASKED_INPUT_COLLECTION
+
+
+def test_a_share_that_does_not_match_its_commitment_is_an_accusation() -> None:
+    relay = Relay.build()
+    relay.share()
+    request = relay.masked_request(1)
+    last = request.shares[-1]
+    lying = EncryptedShare(last.peer, last.nonce, last.ciphertext, bytes(32), last.seed_commitment)
+    reply = relay.clients[1].masked_input(
+        MaskedInputRequest(1, relay.session, (*request.shares[:-1], lying)), _update(1), 3
+    )
+    assert reply.accused == (last.peer,)
+    with pytest.raises(DecryptionError, match="commitments"):
+        relay.clients[1]._open_share(relay.clients[1]._session, lying)  # type: ignore[arg-type]
 
 
 def test_a_share_redirected_to_another_client_is_rejected() -> None:
@@ -288,12 +316,12 @@ def test_a_share_redirected_to_another_client_is_rejected() -> None:
     from_3 = [item for item in meant_for_2 if item.peer == 3]
     request = relay.masked_request(1)
     forged = tuple(from_3 if item.peer == 3 else [item] for item in request.shares)
-    with pytest.raises(DecryptionError):
-        relay.clients[1].masked_input(
-            MaskedInputRequest(1, relay.session, tuple(x for group in forged for x in group)),
-            _update(1),
-            3,
-        )
+    reply = relay.clients[1].masked_input(
+        MaskedInputRequest(1, relay.session, tuple(x for group in forged for x in group)),
+        _update(1),
+        3,
+    )
+    assert reply.accused == (3,)
 
 
 def test_shares_from_a_sender_outside_the_session_are_rejected() -> None:
@@ -393,7 +421,9 @@ def test_a_replayed_round_nonce_is_refused() -> None:
 def test_a_request_arriving_after_the_stage_deadlines_is_refused(stage: Stage) -> None:
     relay = Relay.build()
     timeouts = relay.config.timeouts
-    limit = timeouts.for_stage(stage - 1) + timeouts.for_stage(stage)
+    # semi-honest: Unmasking follows MaskedInputCollection directly
+    answered = Stage.MASKED_INPUT_COLLECTION if stage == Stage.UNMASKING else stage - 1
+    limit = timeouts.for_stage(answered) + timeouts.for_stage(stage)
     if stage == Stage.SHARE_KEYS:
         relay.advertise()
         relay.clock.now += limit + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from typing import Any
@@ -74,8 +75,44 @@ def test_every_stage_timeout_must_be_finite_and_positive(value: float) -> None:
             StageTimeouts(**{name: value})
 
 
-def test_explicit_majority_threshold_is_accepted() -> None:
-    assert SecAggConfig(client_ids=(1, 2, 3, 4, 5), vector_lengths=(4,), threshold=3).t == 3
+def test_explicit_majority_threshold_is_accepted_only_without_colluders() -> None:
+    ids = (1, 2, 3, 4, 5)
+    assert SecAggConfig(client_ids=ids, vector_lengths=(4,), threshold=3, colluders=0).t == 3
+    with pytest.raises(ValueError, match=r"\(n \+ c\)//2 \+ 1 = 4"):
+        SecAggConfig(client_ids=ids, vector_lengths=(4,), threshold=3)  # c = (5 - 1)//3 = 1
+
+
+@pytest.mark.parametrize("n", range(2, 40))
+def test_threshold_floor_is_t_greater_than_half_of_n_plus_c(n: int) -> None:
+    ids = tuple(range(1, n + 1))
+    for c in range(n - 1):
+        accepted = []
+        for t in range(1, n + 1):
+            with contextlib.suppress(ValueError):
+                accepted.append(SecAggConfig(ids, (1,), threshold=t, colluders=c).t)
+        # exactly the t with 2t > n + c (and t >= 2) pass
+        assert accepted == [t for t in range(2, n + 1) if 2 * t > n + c]
+        if accepted:
+            default = SecAggConfig(ids, (1,), colluders=c)
+            assert default.t in accepted and default.c == c
+    assert SecAggConfig(ids, (1,)).c == (n - 1) // 3
+    with pytest.raises(ValueError, match="colluders"):
+        SecAggConfig(ids, (1,), colluders=n - 1)
+
+
+def test_active_and_colluders_are_bound_into_the_digest_and_the_dict() -> None:
+    ids = (1, 2, 3, 4, 5, 6, 7)
+    base = SecAggConfig(ids, (3,))
+    semi = SecAggConfig(ids, (3,), active=False)
+    stated = SecAggConfig(ids, (3,), colluders=base.c)
+    assert semi.digest != base.digest
+    assert stated.digest == base.digest and stated.to_dict() != base.to_dict()
+    assert "active" not in base.to_dict() and semi.to_dict()["active"] is False
+    assert SecAggConfig.from_dict(semi.to_dict()) == semi
+    with pytest.raises(ConfigError, match="active"):
+        SecAggConfig.from_dict({**base.to_dict(), "active": 1})
+    with pytest.raises(ConfigError, match="colluders"):
+        SecAggConfig.from_dict({**base.to_dict(), "colluders": 1.0})
 
 
 # -- to_dict / from_dict ---------------------------------------------------------------------------
@@ -86,6 +123,8 @@ ROUND_TRIP_CONFIGS: list[dict[str, Any]] = [
         "client_ids": (9, 4, 7, 1, 2),
         "vector_lengths": (4, 10, 1),
         "threshold": 3,
+        "colluders": 0,
+        "active": False,
         "bit_width": 24,
         "clip_bound": 0.25,
         "max_weight": 10,
@@ -108,7 +147,9 @@ def test_to_dict_round_trips_through_json(kwargs: dict[str, Any]) -> None:
         "clip_bound",
         "max_weight",
         "timeouts",
-    } | ({"scale"} if config.scale is not None else set())
+    } | ({"scale"} if config.scale is not None else set()) | (
+        {"active"} if not config.active else set()
+    ) | ({"colluders"} if config.colluders is not None else set())
     assert data["client_ids"] == sorted(config.client_ids)
     timeouts = config.timeouts
     assert data["timeouts"] == [

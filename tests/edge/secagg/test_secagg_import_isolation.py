@@ -35,9 +35,20 @@ SCRIPT = textwrap.dedent(
     from federated.secagg_server import ServerProtocol
 
     config = sa.SecAggConfig(client_ids=(1, 2, 3), vector_lengths=(4,))
-    server = ServerProtocol(config, sa.DeterministicRandom(b"s"), lambda: 0.0)
+    authority = sa.SigningKey.generate(sa.DeterministicRandom(b"authority"))
+
+    def identity(cid):
+        key = sa.SigningKey.generate(sa.DeterministicRandom(b"device %d" % cid))
+        cert = sa.issue_certificate(authority, cid, "pi-%d" % cid, key.public)
+        return sa.Identity(key, cert, authority.public)
+
+    server = ServerProtocol(
+        config, sa.DeterministicRandom(b"s"), lambda: 0.0, authority=authority.public
+    )
     clients = {
-        cid: sa.ClientProtocol(cid, config, sa.DeterministicRandom(bytes([cid])), lambda: 0.0)
+        cid: sa.ClientProtocol(
+            cid, config, sa.DeterministicRandom(bytes([cid])), lambda: 0.0, identity=identity(cid)
+        )
         for cid in config.client_ids
     }
     updates = {cid: np.full(4, 0.25 * cid) for cid in clients}

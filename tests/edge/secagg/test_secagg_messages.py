@@ -58,9 +58,9 @@ def test_masked_vectors_encode_little_endian_whatever_the_host_order(dtype: str)
 
 def test_known_layout_of_an_advertisement() -> None:
     data = AdvertiseKeysReply(0x01020304, H, K, H).to_bytes()
-    assert data[:5] == b"PSA\x01\x02"
+    assert data[:5] == b"PSA\x02\x02"  # protocol version 2
     assert data[5:9] == struct.pack("<I", 0x01020304) == b"\x04\x03\x02\x01"
-    assert data[9:] == H + K + H
+    assert data[9:] == H + K + H + bytes(4) + bytes(4)  # no certificate, no signature
 
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
@@ -74,7 +74,7 @@ def test_truncated_or_extended_bytes_are_malformed(message: Message) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"XYZ\x01\x01", b"PSA\x02\x01" + H + K, b"PSA\x01\x63" + H + K, b"PSA\x01"],
+    [b"", b"XYZ\x02\x01", b"PSA\x01\x01" + H + K, b"PSA\x02\x63" + H + K, b"PSA\x02"],
     ids=["empty", "magic", "version", "type", "short-header"],
 )
 def test_foreign_bytes_are_malformed(data: bytes) -> None:
@@ -83,7 +83,7 @@ def test_foreign_bytes_are_malformed(data: bytes) -> None:
 
 
 def test_a_huge_claimed_list_length_is_rejected_before_allocating() -> None:
-    data = b"PSA\x01\x07" + H + struct.pack("<I", 2**31) + b"\x00" * 8
+    data = b"PSA\x02\x07" + H + struct.pack("<I", 2**31) + b"\x00" * 8
     with pytest.raises(MalformedMessage):
         decode_message(data)
 
