@@ -49,21 +49,28 @@ def _number(frame: Frame, key: str) -> float:
 # -- tasks: coordinator -> Pi ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class PollRequest:
-    """A Pi's long-poll: which version it has deployed (None: none yet)."""
+    """A Pi's long-poll: which version it has deployed (None: none yet), and the sha256 of the
+    device certificate it holds, so the coordinator refuses a Pi holding another device's
+    certificate when it connects, not at its first round."""
 
     deployed: int | None
+    certificate: str | None = None
 
     def header(self) -> dict[str, Any]:
         """The frame header."""
-        return {"kind": "poll", "deployed": self.deployed}
+        head: dict[str, Any] = {"kind": "poll", "deployed": self.deployed}
+        if self.certificate is not None:
+            head["certificate"] = self.certificate
+        return head
 
     @classmethod
     def from_header(cls, header: Mapping[str, Any]) -> PollRequest:
         """Read a poll; a malformed ``deployed`` counts as none (the Pi is sent the deployed
-        version again, which is always safe)."""
+        version again, which is always safe), a malformed certificate digest as none."""
         deployed = header.get("deployed")
         ok = isinstance(deployed, int) and not isinstance(deployed, bool)
-        return cls(deployed if ok else None)
+        cert = header.get("certificate")
+        return cls(deployed if ok else None, cert if isinstance(cert, str) else None)
 
 
 @dataclass(frozen=True)
