@@ -254,7 +254,7 @@ class RoundRunner:
             self._stop.is_set,
             self._emit,
             self.cfg.silence_timeout,
-            self._authority(),
+            authority=self._authority(),
         )
 
     def _authority(self) -> bytes:

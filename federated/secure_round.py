@@ -99,7 +99,8 @@ def train_and_aggregate(
     stopped: Callable[[], bool],
     emit: EventSink,
     silence_timeout: float = float("inf"),
-    authority: bytes = b"",
+    *,
+    authority: bytes,
 ) -> SecureSum:
     """Run the stage; raises :class:`RoundFailed` (the session aborted, nothing revealed).
 
