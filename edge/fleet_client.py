@@ -5,7 +5,8 @@ It long-polls the coordinator for tasks and answers each one:
 - ``train``: load the global weights into ``train.tflite``, run local SGD epochs on this Pi's
   names, keep ``update = new - global`` in memory, and report only the training loss;
 - ``secagg``: answer the secure-aggregation stage with ``edge.secagg.ClientProtocol``: public
-  keys, encrypted shares, the double-masked update, unmasking shares;
+  keys, encrypted shares, the double-masked update, unmasking shares (``edge.secagg_member``:
+  only as this Pi's certified device id; a failure of its own side leaves the round at once);
 - ``evaluate``: fetch the candidate's exact deployable .tflite, evaluate it on this Pi's
   held-out names, report the metrics;
 - ``deploy``: install a promoted version atomically under ``--state``.
@@ -32,16 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from edge.device_identity import certificate_digest
 from edge.evaluate import evaluate_names, labels_for_model
 from edge.heartbeat import Beating, HeartbeatSupport
 from edge.local_trainer import LocalTrainer
 from edge.runtime import Classifier
-from edge.secagg import (
-    ClientProtocol,
-    SecAggError,
-    UnmaskRequest,
-    decode_message,
-)
+from edge.secagg import SecAggError
+from edge.secagg.identity import Identity
+from edge.secagg_member import SecAggMember, check_binding
 from edge.state import DeviceState
 from edge.tasks import (
     DeployReply,
@@ -114,7 +113,10 @@ class EdgeClient:
         state_dir: str | Path,
         cfg: EdgeConfig = EdgeConfig(),
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        identity: Identity | None = None,
     ) -> None:
+        """``identity``: this Pi's signing key and certificate (``edge.device_identity``); a Pi
+        without one can deploy and evaluate but refuses every training task."""
         self.channel_cfg = channel
         self.cfg = cfg
         self.state = DeviceState(state_dir)
@@ -124,8 +126,9 @@ class EdgeClient:
         self._ds = ds
         self._train_rows, self._hold_rows = train, hold
         self._trainers: dict[str, tuple[LocalTrainer, str]] = {}
-        self._secagg: ClientProtocol | None = None
-        self._update: tuple[np.ndarray, int] | None = None
+        self.identity = identity
+        self._member = SecAggMember(identity) if identity is not None else None
+        self._cert_digest = certificate_digest(identity.certificate) if identity else None
         self._rng = np.random.default_rng(cfg.seed)
         self._jitter = random.Random(cfg.seed)
         self._heartbeats = HeartbeatSupport()
@@ -183,7 +186,9 @@ class EdgeClient:
                 while not stop.is_set() and (max_polls is None or polls < max_polls):
                     polls += 1
                     task = channel.poll(
-                        PollRequest(self.state.deployed_version(), self._platform()).header(),
+                        PollRequest(
+                            self.state.deployed_version(), self._cert_digest, self._platform()
+                        ).header(),
                         self.cfg.poll_wait,
                     )
                     self._handle(channel, task)
@@ -242,6 +247,8 @@ class EdgeClient:
         except (SecAggError, ManifestError, WireError, ValueError, KeyError) as e:
             log.warning("task %s failed: %s: %s", task.kind, type(e).__name__, e)
             reply = ErrorReply(f"{type(e).__name__}: {e}")
+            if task.kind in ("train", "secagg") and self._member is not None:
+                self._member.leave()  # this Pi is out of the round: nothing of it is kept
         head, payload = reply_frame(task_id, reply)
         self._emit(
             {"event": task.kind, **{k: v for k, v in head.items() if k not in ("metrics", "task")}}
@@ -279,6 +286,12 @@ class EdgeClient:
         return list(sub.names), labels_for_model(sub, manifest.languages)
 
     def _on_train(self, channel: FleetChannel, task: TrainTask, payload: bytes) -> TrainReply:
+        if self._member is None:
+            raise WireError(
+                "this Pi has no device identity, so it cannot take part in secure aggregation: "
+                "run `pifed edge` with --identity DIR"
+            )
+        check_binding(task.client_id, self._member.identity)  # before any training time
         folder = self._folder(channel, task.train_files, "train")
         trainer, trainer_name = self._trainer(folder)
         if hashlib.sha256(payload).hexdigest() != task.weights_sha256:
@@ -294,8 +307,7 @@ class EdgeClient:
         # The update's weight: the distinct names it was trained on (all of them, or what a
         # step cap reached).
         seen = len(names) if steps is None else min(len(names), steps * trainer.batch)
-        self._update = (trainer.flat_weights() - global_w, seen)
-        self._secagg = ClientProtocol(task.client_id, task.secagg)
+        self._member.begin(task, trainer.flat_weights() - global_w, seen)
         return TrainReply(
             loss=losses[-1],
             train_seconds=round(seconds, 3),
@@ -316,14 +328,9 @@ class EdgeClient:
         return self._trainers[key]
 
     def _on_secagg(self, channel: FleetChannel, task: SecAggTask, payload: bytes) -> SecAggReply:
-        if self._secagg is None or self._update is None:
+        if self._member is None:
             raise WireError("secure-aggregation request without a training task this session")
-        msg = decode_message(payload)
-        delta, n = self._update
-        reply = self._secagg.respond(msg, [delta], n)
-        if isinstance(msg, UnmaskRequest):
-            self._update = None  # the update is no longer needed: forget it
-        return SecAggReply(type(msg).__name__, reply.to_bytes())
+        return self._member.answer(payload)
 
     def _on_evaluate(
         self, channel: FleetChannel, task: EvaluateTask, payload: bytes

@@ -54,11 +54,14 @@ PLATFORM_CHARS = 64
 # -- tasks: coordinator -> Pi ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class PollRequest:
-    """A Pi's long-poll: which version it has deployed (None: none yet) and, for the
-    operator's fleet view, its platform (``PLATFORM_FIELDS``: architecture, Python, OS, the
-    trainer it last used); nothing about its data."""
+    """A Pi's long-poll: which version it has deployed (None: none yet); the sha256 of the
+    device certificate it holds, so the coordinator refuses a Pi holding another device's
+    certificate when it connects, not at its first round; and, for the operator's fleet view,
+    its platform (``PLATFORM_FIELDS``: architecture, Python, OS, the trainer it last used).
+    Nothing about its data."""
 
     deployed: int | None
+    certificate: str | None = None
     platform: Mapping[str, str] | None = None
 
     def header(self) -> dict[str, Any]:
@@ -66,22 +69,28 @@ class PollRequest:
         head: dict[str, Any] = {"kind": "poll", "deployed": self.deployed}
         if self.platform is not None:
             head["platform"] = dict(self.platform)
+        if self.certificate is not None:
+            head["certificate"] = self.certificate
         return head
 
     @classmethod
     def from_header(cls, header: Mapping[str, Any]) -> PollRequest:
         """Read a poll; a malformed ``deployed`` counts as none (the Pi is sent the deployed
-        version again, which is always safe); a malformed platform is dropped (it is shown,
-        never acted on), and only the known fields, cut short, are kept."""
+        version again, which is always safe), a malformed certificate digest as none; a
+        malformed platform is dropped (it is shown, never acted on), and only the known fields,
+        cut short, are kept."""
         deployed = header.get("deployed")
         ok = isinstance(deployed, int) and not isinstance(deployed, bool)
+        cert = header.get("certificate")
         raw = header.get("platform")
         platform = None
         if isinstance(raw, Mapping):
             platform = {
                 k: raw[k][:PLATFORM_CHARS] for k in PLATFORM_FIELDS if isinstance(raw.get(k), str)
             }
-        return cls(deployed if ok else None, platform)
+        return cls(
+            deployed if ok else None, cert if isinstance(cert, str) else None, platform
+        )
 
 
 @dataclass(frozen=True)

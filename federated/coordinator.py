@@ -16,6 +16,7 @@ to gRPC.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -33,7 +34,14 @@ from federated.secure_round import RoundFailed
 from federated.store import Device, ModelVersion, Store, StoreError
 from model.manifest import MANIFEST_NAME, ModelManifest
 
-__all__ = ["Coordinator", "FleetConfig", "RoundFailed", "StaleTask", "UnknownBlob"]
+__all__ = [
+    "CertificateRefused",
+    "Coordinator",
+    "FleetConfig",
+    "RoundFailed",
+    "StaleTask",
+    "UnknownBlob",
+]
 
 log = logging.getLogger("pifed.coordinator")
 EventSink = Callable[[dict[str, Any]], None]
@@ -45,6 +53,30 @@ FAILED_ROUNDS_PER_MISSING = 3
 
 class UnknownBlob(ValueError):
     """A device asked for a blob that no model version references."""
+
+
+class CertificateRefused(PermissionError):
+    """A device's poll names no certificate, or not the one stored for it (it holds another
+    device's, or an older enrollment's): it gets no task."""
+
+
+def check_presented_certificate(device: Device, header: dict[str, Any]) -> None:
+    """The certificate digest a poll names must be the one stored for the authenticated
+    device (``Store.authenticate`` already refused a device with none)."""
+    presented = header.get("certificate")
+    stored = hashlib.sha256(device.certificate).hexdigest() if device.certificate else None
+    if presented is None:
+        raise CertificateRefused(
+            f"device {device.name!r} presented no device certificate: run `pifed edge` with "
+            "--identity DIR holding its device.key and device.cert (pifed with device identities)"
+        )
+    if presented != stored:
+        raise CertificateRefused(
+            f"device {device.name!r} (id {device.id}) presented a certificate that is not the "
+            f"one enrolled for it (sha256 {str(presented)[:16]}..., enrolled "
+            f"{(stored or 'none')[:16]}...): it holds another device's or an older device.cert; "
+            f"copy {device.name}'s own certificate from its enrollment to that Pi"
+        )
 
 
 class Coordinator:
@@ -143,7 +175,9 @@ class Coordinator:
 
     # -- device-facing calls (thread-safe) ------------------------------------------------------
     def poll(self, device: Device, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        """Long-poll: the device's open task, or ``idle`` after ``poll_wait`` seconds."""
+        """Long-poll: the device's open task, or ``idle`` after ``poll_wait`` seconds; a device
+        presenting a certificate that is not its own gets none (``CertificateRefused``)."""
+        check_presented_certificate(device, header)
         task, task_id, payload = self.broker.poll(device.id, device.name, header)
         if not task_id:
             self.store.touch(device.id)

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.secagg import SecAggConfig, SecAggError, StageTimeouts
+from edge.secagg import CertificateError, SecAggConfig, SecAggError, StageTimeouts
+from edge.secagg.identity import verify_certificate
 from edge.tasks import EVALUATE, SECAGG, TRAIN, EvaluateReply, EvaluateTask
 from federated.broker import DeviceLink, TaskBroker
 from federated.exporter import CandidateExporter
@@ -114,7 +115,7 @@ class RoundRunner:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         try:
-            links = self._wait_devices()
+            links = self._certified(self._wait_devices())
         except RoundFailed as e:
             self._emit({"event": "round_failed", "reason": str(e)})
             return {"ok": False, "reason": str(e)}
@@ -253,7 +254,44 @@ class RoundRunner:
             self._stop.is_set,
             self._emit,
             self.cfg.silence_timeout,
+            authority=self._authority(),
         )
+
+    def _authority(self) -> bytes:
+        """The enrollment authority the fleet pins (every participant's certificate is under
+        it)."""
+        authority = self.store.authority()
+        if authority is None:
+            raise RoundFailed(
+                "the fleet database pins no enrollment authority: enroll the devices with "
+                "`pifed enroll NAME --public-key HEX --authority-key KEY`"
+            )
+        return authority
+
+    def _certified(self, links: list[DeviceLink]) -> list[DeviceLink]:
+        """The connected devices whose stored certificate is valid now: under the pinned
+        authority, for their own id, not revoked. One revoked (or re-enrolled) since it
+        connected is left out of the round and named; too few left fails the round."""
+        authority = self._authority()
+        kept = []
+        for lk in links:
+            device = self.store.device_by_id(lk.device_id)
+            cert = self.store.certificate(lk.device_id)
+            try:
+                if device is None or device.revoked is not None or cert is None:
+                    raise CertificateError("revoked, or its enrollment is not finished")
+                verify_certificate(authority, cert, device_id=lk.device_id)
+            except CertificateError as e:
+                log.warning("device %s (%s) left out of the round: %s", lk.device_id, lk.name, e)
+                self._emit({"event": "device_refused", "device": lk.device_id, "reason": str(e)})
+                continue
+            kept.append(lk)
+        if len(kept) < self.cfg.min_devices:
+            raise RoundFailed(
+                f"only {len(kept)} connected device(s) hold a valid certificate; "
+                f"{self.cfg.min_devices} needed"
+            )
+        return kept
 
     def _export_kinds(self) -> tuple[str, ...]:
         kind = self.cfg.deploy_kind

@@ -8,7 +8,13 @@ the server learning rate (McMahan et al., AISTATS 2017). No network or store cod
 the broker's queues and the session rows the runner asks for.
 
 A device whose training fails says so (an error reply): it is dropped from the session at once,
-so the stage closes on the others instead of waiting out the training timeout.
+so the stage closes on the others instead of waiting out the training timeout. So is a device
+whose own secure-aggregation input fails (a non-finite update, any ``SecAggError`` of its side).
+
+Binding (issue 19): a device's client id in the session is the id the coordinator knows from
+its token (``Delivery.device_id``), the id its certificate names; a secure-aggregation message
+whose body claims any other client id is refused and its sender dropped, never passed on as
+that client's. The server is built against the fleet's pinned enrollment authority.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.secagg import SecAggConfig, SecAggError
+from edge.secagg import MalformedMessage, SecAggConfig, SecAggError, decode_message
 from edge.tasks import SECAGG, TRAIN, ErrorReply, SecAggReply, SecAggTask, TrainReply, TrainTask
 from federated.broker import Delivery, TaskBroker
 from federated.secagg_server import ServerProtocol
@@ -76,6 +82,14 @@ class TrainPlan:
     server_lr: float
 
 
+def _new_server(config: SecAggConfig, authority: bytes) -> ServerProtocol:
+    """The session's server (the one place the library is built), against the fleet's pinned
+    enrollment authority public key."""
+    if len(authority) != 32:
+        raise RoundFailed("the fleet pins no enrollment authority; enroll devices first")
+    return ServerProtocol(config, authority=authority)
+
+
 def train_and_aggregate(
     broker: TaskBroker,
     plan: TrainPlan,
@@ -84,12 +98,16 @@ def train_and_aggregate(
     stopped: Callable[[], bool],
     emit: EventSink,
     silence_timeout: float = float("inf"),
+    *,
+    authority: bytes,
 ) -> SecureSum:
     """Run the stage; raises :class:`RoundFailed` (the session aborted, nothing revealed).
 
     ``session.started`` is called before any key moves, so the session is recorded under its
-    fresh nonce: a restart finds it open and aborts it.
+    fresh nonce: a restart finds it open and aborts it. ``authority``: the enrollment
+    authority's public key every participant's certificate is under.
     """
+    server = _new_server(sa_cfg, authority)
     r = plan.round_id
     broker.open(r, (TRAIN, SECAGG))
     for dev in sa_cfg.client_ids:
@@ -105,7 +123,6 @@ def train_and_aggregate(
             secagg=sa_cfg,
         )
         broker.assign(dev, task, plan.weights)
-    server = ServerProtocol(sa_cfg)
     outbox = server.start()
     session_hex = next(iter(outbox.values())).nonce.hex()  # type: ignore[union-attr]
     session.started(session_hex, len(sa_cfg.client_ids), sa_cfg.t)
@@ -224,6 +241,28 @@ def _accept(server: ServerProtocol, d: Delivery, out: SecureSum) -> None:
             out.trainers[d.device_id] = reply.trainer[:32]
     elif isinstance(reply, SecAggReply):
         try:
+            _check_sender(d.device_id, reply.message)
             server.receive(reply.message)
+        except _ImpersonationError as e:
+            log.warning("device %s dropped: %s", d.device_id, e)
+            if server.stage is not None:
+                server.drop(d.device_id)
         except SecAggError as e:
             log.warning("device %s: secure-aggregation message rejected: %s", d.device_id, e)
+
+
+class _ImpersonationError(SecAggError):
+    """A device sent a secure-aggregation message as another client."""
+
+
+def _check_sender(device_id: int, message: bytes) -> None:
+    """The message's client id must be the authenticated device's (raises otherwise)."""
+    try:
+        claimed = getattr(decode_message(message), "client_id", device_id)
+    except MalformedMessage:
+        return  # the server refuses it with the reason; nothing is claimed
+    if claimed != device_id:
+        raise _ImpersonationError(
+            f"its secure-aggregation message claims to be client {claimed}; a device takes "
+            "part only as the id its token and certificate name"
+        )

@@ -1,8 +1,10 @@
 """The coordinator's gRPC face: authentication, size limits and error mapping.
 
-Every call carries ``authorization: Bearer <device token>``. Unknown and revoked tokens are
-refused before anything else is read. Each refusal is logged with its reason and mapped to a
-gRPC status; the round in progress is not affected by a bad message from one device.
+Every call carries ``authorization: Bearer <device token>``. Unknown and revoked tokens, and
+devices without a certificate from the enrollment authority, are refused before anything else
+is read; a poll presenting another device's certificate is refused too. Each refusal is
+logged with its reason and mapped to a gRPC status; the round in progress is not affected by a
+bad message from one device.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ import grpc
 
 from edge.transport import FRAME_OVERHEAD, SERVICE, channel_options
 from edge.wire import WireError, decode, encode
-from federated.coordinator import Coordinator, StaleTask, UnknownBlob
-from federated.store import Device, RevokedDevice, Store, StoreError, UnknownDevice
+from federated.coordinator import CertificateRefused, Coordinator, StaleTask, UnknownBlob
+from federated.store import (
+    Device,
+    RevokedDevice,
+    Store,
+    StoreError,
+    UncertifiedDevice,
+    UnknownDevice,
+)
 
 log = logging.getLogger("pifed.service")
 
@@ -52,7 +61,7 @@ class FleetService:
                 token = value[len("Bearer ") :]
         try:
             device = self.store.authenticate(token)
-        except RevokedDevice as e:
+        except (RevokedDevice, UncertifiedDevice) as e:
             self._reject(context, grpc.StatusCode.PERMISSION_DENIED, str(e))
             raise
         except UnknownDevice as e:
@@ -75,7 +84,11 @@ class FleetService:
         """Long-poll for the device's next task."""
         device = self._auth(context)
         frame = self._frame(request, context, device)
-        head, payload = self.coordinator.poll(device, frame.header)
+        try:
+            head, payload = self.coordinator.poll(device, frame.header)
+        except CertificateRefused as e:
+            self._reject(context, grpc.StatusCode.PERMISSION_DENIED, str(e))
+            raise
         return encode(head, payload)
 
     def submit(self, request: bytes, context: grpc.ServicerContext) -> bytes:

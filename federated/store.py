@@ -1,7 +1,8 @@
 """The coordinator's durable state in one SQLite file (``--db``).
 
-Tables: devices, rounds, secure-aggregation sessions, model versions (with artifact hashes),
-per-device metrics and deployments. Model weights and TFLite artifacts are content-addressed
+Tables: devices (token hash, signing public key, enrollment certificate), rounds,
+secure-aggregation sessions, model versions (with artifact hashes), per-device metrics and
+deployments. Model weights and TFLite artifacts are content-addressed
 blobs in ``<db>.blobs/``, written (fsync + rename) *before* the row that names them commits, so
 a ``kill -9`` at any instant leaves either a complete version or an unreferenced blob, never a
 row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a committed round or
@@ -11,6 +12,12 @@ Why one file of over 400 lines: the schema and every transaction that writes it 
 so that each multi-row change is visibly one transaction against the tables it touches. What
 must hold of the files before any transaction (owner-only modes, a foreign file refused
 untouched) lives in ``federated.store_files``.
+
+Device identities (issue 19): each device row holds the Ed25519 public key the Pi made and, once
+the enrollment authority signed it, its certificate. The authority's public key is pinned in
+``meta`` at the first enrollment; a certificate it did not sign, or one for another device id,
+name or key, is refused before it is stored. A device without a certificate is refused like a
+revoked one (:class:`UncertifiedDevice`): it cannot take part in an actively secure round.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.secagg.errors import CertificateError
+from edge.secagg.identity import DeviceCertificate, verify_certificate
 from federated.serial_db import SerialConnection
 from federated.store_files import (
     StoreFileError,
@@ -36,7 +45,7 @@ from federated.store_files import (
 )
 from model.manifest import write_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
@@ -45,8 +54,11 @@ CREATE TABLE IF NOT EXISTS devices (
     token_sha256 TEXT NOT NULL UNIQUE,
     created REAL NOT NULL,
     revoked REAL,
-    last_seen REAL
+    last_seen REAL,
+    public_key TEXT,
+    certificate BLOB
 );
+CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key);
 CREATE TABLE IF NOT EXISTS model_versions (
     version INTEGER PRIMARY KEY,
     parent INTEGER REFERENCES model_versions(version),
@@ -122,6 +134,11 @@ class RevokedDevice(StoreError):
     """A token belongs to a revoked device."""
 
 
+class UncertifiedDevice(StoreError):
+    """A device has no certificate from the enrollment authority (its enrollment is not
+    finished), or a certificate was refused."""
+
+
 class UnknownVersion(StoreError):
     """A model version that was never stored."""
 
@@ -135,6 +152,16 @@ class Device:
     created: float
     revoked: float | None
     last_seen: float | None
+    public_key: bytes | None = None
+    # The authority's certificate (DeviceCertificate.to_bytes), None while enrollment is pending.
+    certificate: bytes | None = None
+
+    @property
+    def status(self) -> str:
+        """revoked, pending (no certificate yet) or active."""
+        if self.revoked is not None:
+            return "revoked"
+        return "active" if self.certificate is not None else "pending"
 
 
 @dataclass(frozen=True)
@@ -150,6 +177,22 @@ class ModelVersion:
     status: str
     fleet_metrics: dict[str, Any] | None
     gate_reason: str | None
+
+
+_DEVICE_COLS = "id, name, created, revoked, last_seen, public_key, certificate"
+# Schema 1 (before device identities) -> 2: the two identity columns, nothing else changes.
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE devices ADD COLUMN public_key TEXT",
+    "ALTER TABLE devices ADD COLUMN certificate BLOB",
+    "CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key)",
+    "UPDATE meta SET value='2' WHERE key='schema'",
+)
+
+
+def _device(row: tuple) -> Device:
+    device_id, name, created, revoked, last_seen, public_key, certificate = row
+    key = bytes.fromhex(public_key) if public_key else None
+    return Device(device_id, name, created, revoked, last_seen, key, certificate)
 
 
 def hash_token(token: str) -> str:
@@ -183,6 +226,9 @@ class Store:
             if exists:  # checked before anything is written to it
                 check_tables(self._db, self.path, _TABLES)
                 row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is not None and row[0] == "1":
+                    self._migrate_1_to_2()
+                    row = ("2",)
             if exists and (row is None or row[0] != str(SCHEMA_VERSION)):
                 raise StoreError(
                     f"{self.path} has schema {row[0] if row else 'none'}, this pifed uses "
@@ -208,6 +254,18 @@ class Store:
         except StoreError:
             self._close_quietly()
             raise
+
+    def _migrate_1_to_2(self) -> None:
+        """Add the identity columns to a schema-1 fleet (one transaction). Its devices have no
+        certificate: each is refused until enrolled again with its Pi's public key."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATE_1_TO_2:
+                self._db.execute(statement)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
@@ -247,8 +305,9 @@ class Store:
         return data
 
     # -- devices -------------------------------------------------------------------------------
-    def enroll(self, name: str) -> str:
-        """Register a device and return its new token (shown once, stored only hashed)."""
+    def enroll(self, name: str, public_key: bytes | None = None) -> str:
+        """Register a device with the public key its Pi made, and return its new token (shown
+        once, stored only hashed). It stays pending (refused) until :meth:`certify`."""
         if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
             raise ValueError(f"device name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
         # The prefix keeps a token from starting with "-", which a shell or argparse would
@@ -257,15 +316,120 @@ class Store:
         try:
             with self.transaction() as db:
                 db.execute(
-                    "INSERT INTO devices (name, token_sha256, created) VALUES (?, ?, ?)",
-                    (name, hash_token(token), self._clock()),
+                    "INSERT INTO devices (name, token_sha256, created, public_key) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, hash_token(token), self._clock(), public_key and public_key.hex()),
                 )
         except sqlite3.IntegrityError as e:
+            if "public_key" in str(e):
+                raise ValueError(self._key_taken(public_key)) from e
             raise ValueError(f"a device named {name!r} is already enrolled") from e
         return token
 
+    def _key_taken(self, public_key: bytes | None) -> str:
+        row = self._db.execute(
+            "SELECT name FROM devices WHERE public_key=?", (public_key and public_key.hex(),)
+        ).fetchone()
+        return (
+            f"that public key is already enrolled as device {row[0] if row else '?'!r}: every "
+            "Pi makes its own key (`pifed edge --init-identity` on that Pi)"
+        )
+
+    def set_public_key(self, name: str, public_key: bytes) -> Device:
+        """Give an active device that has no certificate yet (enrolled before device identities,
+        or whose request was lost) its Pi's public key; its token stays valid."""
+        device = self.device(name)
+        if device.revoked is not None:
+            raise RevokedDevice(f"device {name!r} was revoked; enroll the Pi under a new name")
+        if device.certificate is not None:
+            raise StoreError(
+                f"device {name!r} already has a certificate; to re-key it, revoke it and enroll "
+                "the Pi under a new name"
+            )
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "UPDATE devices SET public_key=? WHERE id=?", (public_key.hex(), device.id)
+                )
+        except sqlite3.IntegrityError as e:
+            raise ValueError(self._key_taken(public_key)) from e
+        return self.device(name)
+
+    def pin_authority(self, public: bytes) -> None:
+        """Pin the enrollment authority's public key (the first enrollment does); a different
+        one later is refused: every certificate of the fleet is under the pinned one."""
+        current = self.authority()
+        if current == public:
+            return
+        if current is not None:
+            raise StoreError(
+                f"{self.path} pins enrollment authority {current.hex()[:16]}..., not "
+                f"{public.hex()[:16]}...: use the fleet's authority key (or a new --db for a "
+                "new fleet)"
+            )
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta VALUES ('authority', ?)", (public.hex(),))
+
+    def authority(self) -> bytes | None:
+        """The pinned enrollment authority public key, or None before the first enrollment."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='authority'").fetchone()
+        return bytes.fromhex(row[0]) if row else None
+
+    def certify(self, cert: DeviceCertificate) -> Device:
+        """Store the authority's certificate for an enrolled device, after checking it: signed
+        by the pinned authority, for this device's id, name and registered public key."""
+        authority = self.authority()
+        if authority is None:
+            raise UncertifiedDevice(
+                f"{self.path} pins no enrollment authority yet: enroll with --authority-key "
+                "or --authority (authority.pub) first"
+            )
+        try:
+            verify_certificate(authority, cert)
+        except CertificateError as e:
+            raise UncertifiedDevice(str(e)) from e
+        device = self.device_by_id(cert.device_id)
+        if device is None or device.name != cert.device_name:
+            raise UncertifiedDevice(
+                f"the certificate is for device {cert.device_id} ({cert.device_name!r}), which "
+                f"{self.path} does not hold: import it into the fleet that made the request"
+            )
+        if device.revoked is not None:
+            raise RevokedDevice(f"device {device.name!r} was revoked; its certificate is refused")
+        if device.public_key != cert.public_key:
+            raise UncertifiedDevice(
+                f"the certificate certifies another public key than device {device.name!r} "
+                "enrolled with; sign the request `pifed enroll` wrote for it"
+            )
+        with self.transaction() as db:
+            db.execute("UPDATE devices SET certificate=? WHERE id=?", (cert.to_bytes(), device.id))
+        return self.device(device.name)
+
+    def device(self, name: str) -> Device:
+        """The device of that name, or UnknownDevice."""
+        row = self._db.execute(
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE name=?", (name,)
+        ).fetchone()
+        if row is None:
+            raise UnknownDevice(f"no device named {name!r} (see `pifed devices`)")
+        return _device(row)
+
+    def device_by_id(self, device_id: int) -> Device | None:
+        """The device with this id, or None."""
+        row = self._db.execute(
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE id=?", (device_id,)
+        ).fetchone()
+        return _device(row) if row else None
+
+    def certificate(self, device_id: int) -> DeviceCertificate | None:
+        """A device's stored certificate (None: pending or unknown)."""
+        device = self.device_by_id(device_id)
+        if device is None or device.certificate is None:
+            return None
+        return DeviceCertificate.from_bytes(device.certificate)
+
     def revoke(self, name: str) -> None:
-        """Revoke a device: its token is refused from now on."""
+        """Revoke a device: its token and its certificate are refused from now on."""
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE devices SET revoked=? WHERE name=? AND revoked IS NULL",
@@ -277,14 +441,19 @@ class Store:
     def authenticate(self, token: str) -> Device:
         """The device a token belongs to; raises UnknownDevice or RevokedDevice."""
         row = self._db.execute(
-            "SELECT id, name, created, revoked, last_seen FROM devices WHERE token_sha256=?",
-            (hash_token(token),),
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE token_sha256=?", (hash_token(token),)
         ).fetchone()
         if row is None:
             raise UnknownDevice("unknown device token; enroll the device with `pifed enroll`")
-        device = Device(*row)
+        device = _device(row)
         if device.revoked is not None:
             raise RevokedDevice(f"device {device.name!r} was revoked")
+        if device.certificate is None:
+            raise UncertifiedDevice(
+                f"device {device.name!r} has no certificate from the enrollment authority: "
+                "finish its enrollment (`pifed enroll --import-cert FILE`, or `pifed enroll "
+                f"{device.name} --public-key HEX --authority-key KEY`)"
+            )
         return device
 
     def touch(self, device_id: int) -> None:
@@ -293,10 +462,8 @@ class Store:
 
     def devices(self) -> list[Device]:
         """All enrolled devices, oldest first."""
-        rows = self._db.execute(
-            "SELECT id, name, created, revoked, last_seen FROM devices ORDER BY id"
-        ).fetchall()
-        return [Device(*r) for r in rows]
+        rows = self._db.execute(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id").fetchall()
+        return [_device(r) for r in rows]
 
     # -- model versions ------------------------------------------------------------------------
     def add_version(

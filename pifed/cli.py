@@ -31,6 +31,7 @@ COMMANDS = (
     "predict",
     "simulate",
     "certs",
+    "authority",
     "enroll",
     "devices",
     "server",

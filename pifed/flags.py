@@ -62,13 +62,6 @@ def add_tls_server(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_tls_client(p: argparse.ArgumentParser) -> None:
-    """``--ca FILE`` / ``--insecure`` for a Pi."""
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--ca", metavar="FILE", help="the coordinator's ca.pem, pinned")
-    g.add_argument("--insecure", action="store_true", help="plaintext gRPC (tests only)")
-
-
 def add_round_settings(p: argparse.ArgumentParser) -> None:
     """The round settings the fleet and the simulation share (``RoundSettings``), one default
     each: ``pifed server``, ``pifed demo`` and ``pifed simulate`` all take these."""

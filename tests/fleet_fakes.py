@@ -1,22 +1,26 @@
 """In-process fake devices for coordinator tests: real frames, real secure aggregation.
 
 Fake devices call ``Coordinator.poll`` / ``submit`` directly (no gRPC, no subprocesses), speak the
-real wire frames and typed tasks, and run the real secure-aggregation client; the store is a real
-SQLite file. Only the TFLite exporter is faked (it needs TensorFlow): it returns marked bytes.
+real wire frames and typed tasks, and run the real secure-aggregation client through the edge's
+own ``SecAggMember`` (binding, leaving on a failure of their own side) with identities enrolled
+as an operator would (``federated.authority.enroll_local``); the store is a real SQLite file.
+Only the TFLite exporter is faked (it needs TensorFlow): it returns marked bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edge.secagg import (
-    ClientProtocol,
-    decode_message,
-)
+from edge.device_identity import load_identity
+from edge.secagg import SecAggError
+from edge.secagg.identity import Identity
+from edge.secagg_member import SecAggMember
 from edge.tasks import (
     DeployReply,
     DeployTask,
@@ -26,14 +30,14 @@ from edge.tasks import (
     IdleTask,
     PollRequest,
     Reply,
-    SecAggReply,
     SecAggTask,
     TrainReply,
     TrainTask,
     decode_task,
     reply_frame,
 )
-from edge.wire import decode, encode
+from edge.wire import WireError, decode, encode
+from federated.authority import enroll_local, init_authority, load_authority_key
 from federated.broker import StaleTask
 from federated.coordinator import Coordinator, FleetConfig
 from federated.gate import GateConfig
@@ -80,8 +84,23 @@ def seeded_store(fleet_dir: Path, names: list[str]) -> tuple[Store, list[Device]
             "model_float.tflite": b"float-0",
         }
         store.add_version(np.zeros(N_PARAMS, np.float32).tobytes(), files, "initial")
-    tokens = [store.enroll(n) for n in names]
+    key_file = fleet_dir / "authority" / "authority.key"
+    if not key_file.is_file():
+        init_authority(key_file.parent)
+    authority = load_authority_key(key_file)
+    tokens = [enroll_local(store, n, authority, identity_dir(store, n)) for n in names]
     return store, [store.authenticate(t) for t in tokens]
+
+
+def identity_dir(store: Store, name: str) -> Path:
+    """Where a fake Pi's identity folder is (beside the store)."""
+    return store.path.parent / "identities" / name
+
+
+def poll_header(device: Device, deployed: int | None = None) -> dict[str, Any]:
+    """A poll as the edge sends it: naming the certificate the device holds."""
+    cert = hashlib.sha256(device.certificate).hexdigest() if device.certificate else None
+    return PollRequest(deployed, cert).header()
 
 
 def fake_cfg(**kw: object) -> FleetConfig:
@@ -117,8 +136,11 @@ class FakePi:
         examples: int = 10,
         fail_train: bool = False,
         hook: Callable[[FakePi, object], None] | None = None,
+        identity: Identity | None = None,
     ) -> None:
+        """``identity``: the Pi's (default: the one enrolled for ``device``)."""
         self.coord, self.device = coord, device
+        self.identity = identity or load_identity(identity_dir(coord.store, device.name))
         self.update = np.full(N_PARAMS, update, np.float32)
         self.examples = examples
         self.fail_train = fail_train
@@ -127,13 +149,16 @@ class FakePi:
         self.seen: list[str] = []
         self.stale: list[StaleTask] = []
         self.dead = False
-        self.client: ClientProtocol | None = None
+        self.member = SecAggMember(self.identity)
+        self.errors: list[str] = []  # the error replies this Pi sent
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
         while not self.stop.is_set():
-            head, payload = self.coord.poll(self.device, PollRequest(self.deployed).header())
+            head, payload = self.coord.poll(
+                self.device, PollRequest(self.deployed, self._cert_digest()).header()
+            )
             frame = decode(encode(head, payload), 1 << 20)  # through the real wire format
             task = decode_task(frame)
             if isinstance(task, IdleTask):
@@ -143,25 +168,28 @@ class FakePi:
                 self.hook(self, task)
             if self.dead:  # a hook may have cut the power: no answer, no more polls
                 return
-            reply = self.answer(task, frame.payload)
+            try:
+                reply = self.answer(task, frame.payload)
+            except (SecAggError, WireError) as e:  # as the edge's _handle: reported at once
+                reply = ErrorReply(f"{type(e).__name__}: {e}")
+                self.errors.append(reply.error)
             out_head, out_payload = reply_frame(frame.get("task", str), reply)
             try:
                 self.coord.submit(self.device, decode(encode(out_head, out_payload), 1 << 20))
             except StaleTask as e:
                 self.stale.append(e)
 
+    def _cert_digest(self) -> str:
+        return hashlib.sha256(self.identity.certificate.to_bytes()).hexdigest()
+
     def answer(self, task: object, payload: bytes) -> Reply:
         if isinstance(task, TrainTask):
             if self.fail_train:
                 return ErrorReply("RuntimeError: the trainer crashed")
-            self.client = ClientProtocol(task.client_id, task.secagg)
+            self.member.begin(task, self.update, self.examples)
             return TrainReply(0.5, 0.01, task.lr, task.local_steps, self.examples)
         if isinstance(task, SecAggTask):
-            if self.client is None:  # as the real edge: no session without a training task
-                return ErrorReply("WireError: secure-aggregation request without a training task")
-            msg = decode_message(payload)
-            out = self.client.respond(msg, [self.update], self.examples)
-            return SecAggReply(type(msg).__name__, out.to_bytes())
+            return self.member.answer(payload)
         if isinstance(task, EvaluateTask):
             return EvaluateReply(
                 task.version,

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 
-from fleet_harness import Edge, write_device_names
+from fleet_harness import Edge, enroll_pis, write_device_names
 
 from federated.certs import make_certs
 from federated.coordinator import FleetConfig
@@ -39,7 +39,6 @@ from federated.exporter import init_model
 from federated.fleet import FleetServer
 from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
-from federated.store import Store
 from model.dataset import NamesDataset, load_names, resolve_data_dir
 from model.partition import partition
 from model.split import split_by_name
@@ -54,9 +53,7 @@ def run_drill(
     out.mkdir(parents=True, exist_ok=True)
     train, _ = split_by_name(ds, 0.2, 0)
     parts = partition(ds, train, devices, "iid", 0)
-    store = Store(out / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(devices)]
-    store.close()
+    tokens, _ = enroll_pis(out, [f"pi-{i}" for i in range(devices)])
     # Evaluate and deploy come after the session: the round in progress completes, so a second
     # round shows how soon one runs without the dead Pi.
     rounds = 2 if stage in ("evaluate", "deploy") else 1

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 
-from fleet_harness import Edge, write_device_names
+from fleet_harness import Edge, enroll_pis, write_device_names
 
 from federated.certs import make_certs
 from federated.coordinator import FleetConfig
@@ -31,7 +31,6 @@ from federated.exporter import init_model
 from federated.fleet import FleetServer
 from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
-from federated.store import Store
 from model.dataset import NamesDataset, load_names, resolve_data_dir
 from model.partition import partition
 from model.split import split_by_name
@@ -50,9 +49,7 @@ def run_fleet(
     parts = partition(ds, train, devices, "iid", 0)
     certs = make_certs(out / "certs").ca_cert.parent
     init_model(out / "model", ds.languages, units=units, embed_dim=embed_dim)
-    store = Store(out / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(devices)]
-    store.close()
+    tokens, _ = enroll_pis(out, [f"pi-{i}" for i in range(devices)])
     cfg = FleetConfig(
         rounds=rounds,
         min_devices=devices,

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.device_identity import IdentityError
+from edge.secagg import SecAggError
+from edge.secagg.identity import DeviceCertificate
 from federated.store import Store
 
 log = logging.getLogger("pifed.dashboard")
@@ -51,7 +54,8 @@ class FleetActions:
         with self._lock:
             try:
                 out = fn()
-            except (ValueError, RuntimeError) as e:  # StoreError is a RuntimeError
+            # StoreError is a RuntimeError; a certificate the store refuses, a SecAggError
+            except (ValueError, RuntimeError, SecAggError, IdentityError) as e:
                 self._emit({"event": "dashboard_action", **what, "ok": False, "error": str(e)})
                 raise ActionRefused(str(e)) from e
         self._emit({"event": "dashboard_action", **what, "ok": True})
@@ -69,6 +73,23 @@ class FleetActions:
         """Refuse a device's token from now on."""
         self._do({"action": "revoke", "device": name}, lambda: self._store.revoke(name))
 
-    def enroll(self, name: str) -> str:
-        """A new device and its token (returned once, stored only hashed; never logged)."""
-        return str(self._do({"action": "enroll", "device": name}, lambda: self._store.enroll(name)))
+    def enroll(self, name: str, public_key: bytes) -> tuple[str, str]:
+        """Offline enrollment, step 1, for the Pi whose public key is given: its token (returned
+        once, stored only hashed; never logged) and the request the enrollment authority signs
+        where its key is kept (the coordinator never holds that key). The device is pending
+        until :meth:`import_certificate`."""
+        from federated.authority import enroll_request
+
+        token, request = self._do(
+            {"action": "enroll", "device": name},
+            lambda: enroll_request(self._store, name, public_key, None),
+        )
+        return str(token), request.to_json()
+
+    def import_certificate(self, cert: DeviceCertificate) -> str:
+        """Offline enrollment, step 2: store the authority's certificate; the device is active."""
+        device = self._do(
+            {"action": "import_certificate", "device": cert.device_name},
+            lambda: self._store.certify(cert),
+        )
+        return str(device.name)

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.device_identity import IdentityError, parse_certificate, parse_public_key
 from federated.dashboard.actions import ActionRefused, FleetActions
 from federated.dashboard.auth import SESSION_COOKIE, BadCsrf, NotSignedIn, OperatorAuth
 from federated.dashboard.charts import Series, line_chart
@@ -254,7 +255,7 @@ def _operator_routes(
     async def act(request: Request) -> Response:
         form = await request.form()
         what = request.path_params["action"]
-        if what not in ("rollback", "revoke", "enroll"):
+        if what not in ("rollback", "revoke", "enroll", "certificate"):
             return page(request, "result.html", status=404, ok=False, message=f"no action {what!r}")
         csrf = form.get("csrf")
         try:
@@ -272,9 +273,19 @@ def _operator_routes(
                 name = _text_field(form, "name", 64)
                 actions.revoke(name)
                 return page(request, "result.html", ok=True, message=f"revoked {name}")
+            if what == "certificate":
+                cert = parse_certificate(_text_field(form, "certificate", 4096))
+                name = actions.import_certificate(cert)
+                msg = f"stored the certificate of {name}: it is active"
+                return page(request, "result.html", ok=True, message=msg)
             name = _text_field(form, "name", 64)
-            token = actions.enroll(name)
-            return page(request, "enrolled.html", name=name, token=token)
+            public_key = parse_public_key(_text_field(form, "public_key", 128))
+            token, enrollment_request = actions.enroll(name, public_key)
+            return page(
+                request, "enrolled.html", name=name, token=token, request_json=enrollment_request
+            )
+        except IdentityError as e:
+            return page(request, "result.html", status=400, ok=False, message=str(e))
         except ActionRefused as e:
             return page(request, "result.html", status=400, ok=False, message=str(e))
 

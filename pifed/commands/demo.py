@@ -1,7 +1,9 @@
 """``pifed demo``: a whole fleet on this machine, the main job end to end.
 
 A coordinator (in this process, TLS on loopback) and N ``pifed edge`` subprocesses, each with
-its own partition of the data as its private names. It shows each round live, then prints a
+its own partition of the data as its private names. Each Pi is enrolled as an operator would:
+an enrollment authority (``OUT/authority``), a signing key made in the Pi's own identity folder,
+its certificate and the pinned authority.pub beside it. It shows each round live, then prints a
 summary, writes a report folder, and stops every process it started, on success, error or
 Ctrl-C.
 """
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from edge.device_token import write_token_file
+    from federated.authority import enroll_local, init_authority, load_authority_key
     from federated.certs import make_certs
     from federated.exporter import init_model
     from federated.fleet import FleetServer
@@ -164,8 +167,14 @@ def run(args: argparse.Namespace) -> int:
     deal = deal_to_devices(ds, n, args.partition, args.seed, test_frac=0.2)
     write_names(ds, deal.test, out / "test_names")
     certs = make_certs(out / "certs")
+    authority = load_authority_key(init_authority(out / "authority").key)
     store = Store(out / "fleet.db")
-    tokens = {f"pi-{i + 1}": store.enroll(f"pi-{i + 1}") for i in range(n)}
+    tokens = {
+        f"pi-{i + 1}": enroll_local(
+            store, f"pi-{i + 1}", authority, out / "devices" / f"pi-{i + 1}" / "identity"
+        )
+        for i in range(n)
+    }
     store.close()
     with console.status("initialising the fleet's model (public alphabet, random weights)"):
         init_model(
@@ -256,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
                         str(dev / "state"),
                         "--ca",
                         str(certs.ca_cert),
+                        "--identity",
+                        str(dev / "identity"),
                         "--seed",
                         str(args.seed + i),
                     ],

@@ -28,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.db, create=False)  # only reads: a wrong --db is exit 2, not a new file
     print(f"{'id':>4}  {'name':<20} {'status':<8} last seen")
     for d in store.devices():
-        print(
-            f"{d.id:>4}  {d.name:<20} {'revoked' if d.revoked else 'active':<8} {_ago(d.last_seen)}"
-        )
+        print(f"{d.id:>4}  {d.name:<20} {d.status:<8} {_ago(d.last_seen)}")
     store.close()
     return 0

@@ -17,7 +17,23 @@ from pifed import flags
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``pifed edge --server HOST:PORT --token-file F --data DIR --state DIR --ca F``."""
     p = sub.add_parser("edge", help="join a fleet: train, mask, evaluate, deploy (runs on a Pi)")
-    p.add_argument("--server", metavar="HOST:PORT", required=True, help="the coordinator")
+    p.add_argument("--server", metavar="HOST:PORT", help="the coordinator (required to run)")
+    p.add_argument(
+        "--identity",
+        metavar="DIR",
+        help="this Pi's device.key (mode 600) and device.cert from its enrollment",
+    )
+    p.add_argument(
+        "--authority",
+        metavar="FILE",
+        help="the fleet's enrollment authority.pub, pinned (default: DIR/authority.pub)",
+    )
+    p.add_argument(
+        "--init-identity",
+        action="store_true",
+        help="make this Pi's signing key in --identity DIR, print its public key for "
+        "`pifed enroll --public-key`, and exit (the key never leaves the Pi)",
+    )
     token = p.add_mutually_exclusive_group()
     token.add_argument(
         "--token-file",
@@ -30,10 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the token itself (visible to every local user in ps: prefer --token-file)",
     )
     flags.add_data(p)
-    p.add_argument(
-        "--state", metavar="DIR", required=True, help="where the deployed model and caches live"
-    )
-    flags.add_tls_client(p)
+    p.add_argument("--state", metavar="DIR", help="where the deployed model and caches live")
+    p.add_argument("--ca", metavar="FILE", help="the coordinator's ca.pem, pinned")
+    p.add_argument("--insecure", action="store_true", help="plaintext gRPC (tests only)")
     flags.add_seed(p)
     p.add_argument(
         "--holdout-frac",
@@ -69,6 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Poll until SIGTERM/SIGINT; one JSON line per task on stderr."""
+    from edge.device_identity import IdentityError, load_identity
     from edge.device_token import TokenError, resolve_token
     from edge.fleet_client import DeviceRejected, EdgeClient, EdgeConfig
     from edge.runtime import RuntimeMissing
@@ -78,9 +94,17 @@ def run(args: argparse.Namespace) -> int:
     from edge.transport import ChannelConfig
     from model.dataset import resolve_data_dir
 
+    if args.init_identity:
+        return _init_identity(args)
+    missing = [f for f in ("server", "state", "identity") if not getattr(args, f)]
+    if missing or bool(args.ca) == bool(args.insecure):  # exactly one of --ca, --insecure
+        need = ", ".join(f"--{f}" for f in missing) or "one of --ca FILE / --insecure"
+        print(f"pifed edge: error: give {need}", file=sys.stderr)
+        return 2
     try:
         token = resolve_token(args.token, args.token_file)
-    except TokenError as e:
+        identity = load_identity(args.identity, args.authority)
+    except (TokenError, IdentityError) as e:
         print(f"pifed edge: error: {e}", file=sys.stderr)
         return 2
 
@@ -122,10 +146,12 @@ def run(args: argparse.Namespace) -> int:
             hang_in=args.fault_hang_in,
         ),
         on_event=log,
+        identity=identity,
     )
     log(
         {
             "event": "started",
+            "device_id": identity.certificate.device_id,
             "names": len(client._ds),
             "deployed": client.state.deployed_version(),
             "machine": platform.machine(),
@@ -137,4 +163,26 @@ def run(args: argparse.Namespace) -> int:
     except DeviceRejected as e:
         print(f"pifed edge: error: the coordinator refused this device: {e}", file=sys.stderr)
         return 3
+    return 0
+
+
+def _init_identity(args: argparse.Namespace) -> int:
+    """Make the Pi's signing key; print the public key (stdout) and what to do next."""
+    from edge.device_identity import IdentityError, format_public_key, init_identity
+
+    if not args.identity:
+        print("pifed edge: error: --init-identity needs --identity DIR", file=sys.stderr)
+        return 2
+    try:
+        key = init_identity(args.identity)
+    except IdentityError as e:
+        print(f"pifed edge: error: {e}", file=sys.stderr)
+        return 2
+    print(format_public_key(key.public))
+    print(
+        f"wrote {Path(args.identity) / 'device.key'} (mode 600). Enroll this public key on the "
+        "coordinator (`pifed enroll NAME --public-key HEX ...`), then copy the certificate it "
+        f"writes to {Path(args.identity) / 'device.cert'} and the fleet's authority.pub beside it",
+        file=sys.stderr,
+    )
     return 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from edge.secagg.identity import SigningKey
+from federated.authority import enroll_signed
 from federated.store import Store
 
 STAGES = ("advertise_keys", "share_keys", "masked_input_collection", "unmasking")
@@ -19,7 +21,14 @@ def fill_store(
     in evaluation. Returns the device tokens and what was written, for assertions."""
     rng = random.Random(seed)
     store = Store(path)
-    tokens = {f"pi-{i:02d}": store.enroll(f"pi-{i:02d}") for i in range(devices)}
+    # Enrolled as an operator does: each Pi's own key, certified by the fleet's authority.
+    authority = SigningKey(rng.randbytes(32))
+    tokens = {
+        f"pi-{i:02d}": enroll_signed(store, f"pi-{i:02d}", SigningKey.generate().public, authority)[
+            0
+        ]
+        for i in range(devices)
+    }
     ids = [d.id for d in store.devices()]
     v1 = store.add_version(
         b"w0" * 8, {"manifest.json": b"{}", "model_int8.tflite": b"m0"}, "initial"
@@ -80,4 +89,10 @@ def fill_store(
         (promoted if promote else held).append(v)
         base = v
     store.close()
-    return {"tokens": tokens, "promoted": promoted, "held": held, "aborted_rounds": aborted}
+    return {
+        "tokens": tokens,
+        "promoted": promoted,
+        "held": held,
+        "aborted_rounds": aborted,
+        "authority": authority,
+    }

@@ -4,6 +4,8 @@ unknown requests; the operator's sign-in, CSRF and actions; the read-only mode."
 
 from __future__ import annotations
 
+import base64
+import html
 import os
 import sqlite3
 from pathlib import Path
@@ -13,13 +15,16 @@ from starlette.testclient import TestClient
 from store_fill import STAGES as SECAGG_STAGES
 from store_fill import fill_store
 
+from edge.device_identity import write_certificate
+from edge.secagg.identity import SigningKey
 from edge.tasks import PLATFORM_CHARS, PollRequest
+from federated.authority import EnrollmentRequest, sign_request
 from federated.dashboard.actions import FleetActions
 from federated.dashboard.app import DashboardConfig, build_app
 from federated.dashboard.auth import OperatorAuth, OperatorTokenError, read_operator_token
 from federated.dashboard.data import FleetData, LinkInfo
 from federated.dashboard.server import DashboardAddressError, parse_address, tls_files
-from federated.store import MissingStore, Store
+from federated.store import MissingStore, Store, UncertifiedDevice
 from federated.store_views import FleetViews
 
 TOKEN = "op_" + "x" * 40
@@ -219,7 +224,7 @@ def test_actions_are_refused_without_sign_in_or_with_a_forged_csrf_token(fleet_d
     store.close()
 
 
-def test_signed_in_actions_change_the_store_and_set_a_strict_cookie(fleet_db) -> None:
+def test_signed_in_actions_change_the_store_and_set_a_strict_cookie(fleet_db, tmp_path) -> None:
     db, info = fleet_db
     c = _client(db, operator=True)
     r = c.post("/login", data={"token": TOKEN}, follow_redirects=False)
@@ -239,8 +244,30 @@ def test_signed_in_actions_change_the_store_and_set_a_strict_cookie(fleet_db) ->
     assert store.deployed().version == target
     assert c.post("/actions/revoke", data={"name": "pi-01", "csrf": csrf}).status_code == 200
     assert next(d for d in store.devices() if d.name == "pi-01").revoked is not None
-    r = c.post("/actions/enroll", data={"name": "pi-new", "csrf": csrf})
+    # Enrollment, offline as the coordinator never holds the authority's key: the Pi's public
+    # key in, its token and the request to sign out; pending until the certificate comes back.
+    pi_key = SigningKey.generate()
+    bad = c.post("/actions/enroll", data={"name": "pi-new", "public_key": "12ab", "csrf": csrf})
+    assert bad.status_code == 400 and "hex digits" in bad.text
+    r = c.post(
+        "/actions/enroll", data={"name": "pi-new", "public_key": pi_key.public.hex(), "csrf": csrf}
+    )
+    assert r.status_code == 200, r.text
     token = r.text.split('<pre id="token">', 1)[1].split("</pre>", 1)[0]
+    request_json = html.unescape(r.text.split('<pre id="request">', 1)[1].split("</pre>", 1)[0])
+    with pytest.raises(UncertifiedDevice):
+        store.authenticate(token)
+    cert = sign_request(EnrollmentRequest.from_json(request_json), info["authority"])
+    line = write_certificate(tmp_path / "pi-new.cert", cert).read_text()
+    raw = bytearray(cert.to_bytes())
+    raw[-1] ^= 1  # one bit of the authority's signature
+    forged = f"{line.split()[0]} {base64.b64encode(bytes(raw)).decode()}"
+    r = c.post("/actions/certificate", data={"certificate": forged, "csrf": csrf})
+    assert r.status_code == 400 and "enrollment authority" in r.text
+    with pytest.raises(UncertifiedDevice):
+        store.authenticate(token)
+    r = c.post("/actions/certificate", data={"certificate": line, "csrf": csrf})
+    assert r.status_code == 200, r.text
     assert store.authenticate(token).name == "pi-new"
     assert c.post("/actions/unknown", data={"csrf": csrf}).status_code == 404
     # Signed out: the session's CSRF token no longer works.
@@ -298,7 +325,9 @@ def test_tls_is_required_beyond_loopback(tmp_path: Path) -> None:
 
 
 def test_the_poll_platform_keeps_known_short_fields_only() -> None:
-    p = PollRequest(3, {"machine": "aarch64", "python": "3.11.2", "os": "Linux", "trainer": "t"})
+    p = PollRequest(
+        3, None, {"machine": "aarch64", "python": "3.11.2", "os": "Linux", "trainer": "t"}
+    )
     assert PollRequest.from_header(p.header()) == p
     odd = PollRequest.from_header(
         {"deployed": 1, "platform": {"machine": "x" * 500, "names": "secret", "os": 5}}

@@ -61,3 +61,16 @@ def test_a_pi_owner_can_split_the_data_without_tensorflow(data_dir: Path, tmp_pa
     again = _pifed("data", "split", "--data", str(data_dir), "--devices", "2", "--out", str(out))
     assert again.returncode == 2 and "not empty" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_a_pi_makes_its_signing_key_without_tensorflow(tmp_path: Path) -> None:
+    proc = _pifed("edge", "--init-identity", "--identity", str(tmp_path / "id"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip()) == 64 and (tmp_path / "id" / "device.key").is_file()
+    # Running without a certificate says which file is missing and how to get it.
+    proc = _pifed(
+        *("edge", "--server", "127.0.0.1:1", "--insecure", "--token", "t"),
+        *("--identity", str(tmp_path / "id"), "--state", str(tmp_path / "s")),
+    )
+    assert proc.returncode == 2 and "device certificate" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -18,6 +18,7 @@ from fleet_fakes import (  # tests/ on sys.path
     FakePi,
     fake_cfg,
     make_fleet_dir,
+    poll_header,
     run_one_round,
     seeded_store,
 )
@@ -29,7 +30,6 @@ from edge.tasks import (
     DeployTask,
     EvaluateReply,
     EvaluateTask,
-    PollRequest,
     TrainTask,
     reply_frame,
 )
@@ -106,7 +106,7 @@ def test_the_broker_routes_replies_by_round_and_kind(fleet_dir: Path) -> None:
     store, devices = seeded_store(fleet_dir, ["a"])
     coord = Coordinator(store, str(fleet_dir / "model"), fake_cfg(), exporter=FakeExporter())
     broker, dev = coord.broker, devices[0]
-    coord.poll(dev, PollRequest(None).header())  # the device is known to the broker
+    coord.poll(dev, poll_header(dev))  # the device is known to the broker
     broker.open(7, (EVALUATE,))
     files = {MANIFEST_NAME: "0" * 64, "model_float.tflite": "1" * 64}
     deploy_id = broker.assign(dev.id, DeployTask(3, files))

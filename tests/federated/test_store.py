@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from edge.secagg.identity import SigningKey
+from federated.authority import enroll_signed
 from federated.store import RevokedDevice, Store, StoreError, UnknownDevice, UnknownVersion
 
 
 def test_enrollment_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
     store = Store(tmp_path / "fleet.db")
-    token = store.enroll("pi-kitchen")
+    authority = SigningKey.generate()
+    token, _ = enroll_signed(store, "pi-kitchen", SigningKey.generate().public, authority)
     assert token.startswith("pfd_")  # never "-...", which argparse would read as an option
     assert store.authenticate(token).name == "pi-kitchen"
     raw = (tmp_path / "fleet.db").read_bytes() + b"".join(

@@ -98,7 +98,7 @@ def _wrong_schema(path: Path) -> None:
     [
         (lambda p: p.write_bytes(b"not sqlite at all " * 64), "is not a pifed database"),
         (_foreign_sqlite, "is an SQLite database but not a pifed one"),
-        (_wrong_schema, "has schema 99, this pifed uses 1"),
+        (_wrong_schema, "has schema 99, this pifed uses 2"),
     ],
 )
 @pytest.mark.parametrize("command", ["devices", "models", "enroll", "server"])
@@ -111,7 +111,10 @@ def test_a_corrupt_or_foreign_database_is_exit_2_and_left_untouched(
     args = {
         "devices": ["devices", "--db", str(db)],
         "models": ["models", "--db", str(db)],
-        "enroll": ["enroll", "--db", str(db), "pi-1"],
+        "enroll": [
+            *("enroll", "--db", str(db), "pi-1", "--public-key", "ab" * 32),
+            *("--authority-key", str(tmp_path / "no-such.key")),
+        ],
         "server": ["server", "--db", str(db), "--insecure", "--listen", "127.0.0.1:0"],
     }[command]
     code, msg = _cli(*args)

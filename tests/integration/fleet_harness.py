@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from edge.device_token import write_token_file
+from edge.secagg.identity import SigningKey
+from federated.authority import enroll_local
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
 from federated.store import Store
@@ -41,6 +43,7 @@ class Edge:
         exit_after: str | None = None,
         crash_in: str | None = None,
         hang_in: str | None = None,
+        identity: Path | None = None,
     ) -> None:
         self.name = name
         self.log = root / f"{name}.log"
@@ -61,6 +64,8 @@ class Edge:
                 "--state",
                 str(self.state),
                 *tls,
+                "--identity",
+                str(identity or root / name / "identity"),
                 "--seed",
                 str(seed),
                 *(["--fault-exit-after", exit_after] if exit_after else []),
@@ -111,6 +116,18 @@ class Edge:
                 self.kill()
 
 
+def enroll_pis(root: Path, names: list[str]) -> tuple[list[str], SigningKey]:
+    """Enroll each Pi as an operator would (its key made in ``root/NAME/identity``, certified
+    by a fresh authority); returns the tokens and the authority key."""
+    authority = SigningKey.generate()
+    store = Store(root / "fleet.db")
+    try:
+        tokens = [enroll_local(store, n, authority, root / n / "identity") for n in names]
+    finally:
+        store.close()
+    return tokens, authority
+
+
 def device_folders(
     ds: NamesDataset, root: Path, n: int, per_device: int = 300, seed: int = 0
 ) -> list[Path]:
@@ -149,9 +166,7 @@ def started_fleet(
 ) -> Iterator[RunningFleet]:
     """Enroll one Pi per folder, start the coordinator and the Pis (``edge_kw[i]`` holds Pi
     ``i``'s fault flags), and wait until every Pi is connected; stop everything on exit."""
-    store = Store(root / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(len(folders))]
-    store.close()
+    tokens, _ = enroll_pis(root, [f"pi-{i}" for i in range(len(folders))])
     events: list[tuple[float, dict[str, Any]]] = []
     server = FleetServer.start(
         root / "fleet.db",

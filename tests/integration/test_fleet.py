@@ -18,6 +18,7 @@ import pytest
 from fleet_harness import (  # tests/integration on sys.path
     Edge,
     device_folders,
+    enroll_pis,
     started_fleet,
     write_device_names,
 )
@@ -77,9 +78,9 @@ class Fleet:
     ) -> None:
         self.root = root
         self.store_path = root / "fleet.db"
-        store = Store(self.store_path)
-        self.tokens = {f"pi-{i}": store.enroll(f"pi-{i}") for i in range(n)}
-        store.close()
+        names = [f"pi-{i}" for i in range(n)]
+        tokens, self.authority = enroll_pis(root, names)
+        self.tokens = dict(zip(names, tokens, strict=True))
         self.server = FleetServer.start(self.store_path, model, cfg, "127.0.0.1:0", certs)
         rng = np.random.default_rng(0)
         rows = rng.permutation(len(ds))
@@ -259,9 +260,7 @@ def test_coordinator_kill_9_mid_round_keeps_history_and_reruns_with_fresh_keys(
     tmp_path: Path, fleet_model: Path, certs: Path, ds: NamesDataset
 ) -> None:
     db = tmp_path / "fleet.db"
-    store = Store(db)
-    tokens = [store.enroll(f"pi-{i}") for i in range(2)]
-    store.close()
+    tokens, _ = enroll_pis(tmp_path, [f"pi-{i}" for i in range(2)])
     port = 20000 + os.getpid() % 20000
 
     def server() -> subprocess.Popen[bytes]:

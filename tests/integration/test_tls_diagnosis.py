@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fleet_harness import Edge
+from fleet_harness import Edge, enroll_pis
 
 from edge.transport import ChannelConfig, diagnose_tls, might_be_tls
 from federated.certs import CertPaths, make_certs
@@ -109,7 +109,8 @@ def test_pifed_edge_logs_the_tls_cause_once_and_keeps_retrying(
 ) -> None:
     port, ca = tls_server
     cause, fix = CASES[request.node.callspec.params["tls_server"]]
-    edge = Edge("pi", port, "token", data_dir, tmp_path, ca)
+    (token,), _ = enroll_pis(tmp_path, ["pi"])  # an enrolled identity: edges need one
+    edge = Edge("pi", port, token, data_dir, tmp_path, ca)
     try:
         edge.wait_for(lambda e: e.get("event") == "tls_error", timeout=60)
         # Let it retry a few more times (backoff 0.5, 1, 2, 4 s ...): nothing new is said.
