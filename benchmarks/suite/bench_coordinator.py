@@ -163,14 +163,13 @@ def fleet_child(args: argparse.Namespace) -> int:
     if args.child == "map":
         block_tensorflow()
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
-    from fleet_harness import Edge, write_device_names
+    from fleet_harness import Edge, enroll_pis, write_device_names
 
     from federated.certs import make_certs
     from federated.coordinator import FleetConfig
     from federated.fleet import FleetServer
     from federated.gate import GateConfig
     from federated.round_settings import RoundSettings
-    from federated.store import Store
     from model.dataset import load_names, resolve_data_dir
     from model.partition import partition
     from model.split import split_by_name
@@ -180,9 +179,7 @@ def fleet_child(args: argparse.Namespace) -> int:
     train, _ = split_by_name(ds, 0.2, 0)
     parts = partition(ds, train, args.devices, "iid", 0)
     certs = make_certs(out / "certs").ca_cert.parent
-    store = Store(out / "fleet.db")
-    tokens = [store.enroll(f"pi-{i}") for i in range(args.devices)]
-    store.close()
+    tokens, _ = enroll_pis(out, [f"pi-{i}" for i in range(args.devices)])
     gate = GateConfig(
         min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
     )

@@ -128,6 +128,28 @@ def enroll_pis(root: Path, names: list[str]) -> tuple[list[str], SigningKey]:
     return tokens, authority
 
 
+def enroll_with_cli(pifed: Callable[..., str], db: Path, root: Path, names: list[str]) -> list[str]:
+    """Enroll each Pi through the CLI exactly as the README tells an operator: ``pifed authority
+    init``, ``pifed edge --init-identity`` on the Pi, ``pifed enroll --public-key ...
+    --authority-key``, then the certificate and authority.pub copied beside device.key.
+    ``pifed(*args)`` runs the CLI (TF-blocked, or on the emulated Pi) and returns its stdout;
+    returns the tokens."""
+    authority = root / "authority"
+    pifed("authority", "init", "--out", str(authority))
+    tokens = []
+    for name in names:
+        identity = root / name / "identity"
+        public = pifed("edge", "--init-identity", "--identity", str(identity)).split()[0]
+        token = pifed(
+            "enroll", "--db", str(db), name, "--public-key", public,
+            "--authority-key", str(authority / "authority.key"),
+            "--cert-out", str(identity / "device.cert"),
+        ).strip()  # fmt: skip
+        (identity / "authority.pub").write_bytes((authority / "authority.pub").read_bytes())
+        tokens.append(token)
+    return tokens
+
+
 def device_folders(
     ds: NamesDataset, root: Path, n: int, per_device: int = 300, seed: int = 0
 ) -> list[Path]:

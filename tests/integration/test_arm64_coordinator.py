@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fleet_harness import write_device_names
+from fleet_harness import enroll_with_cli, write_device_names
 from test_arm64_edge import ARM64, EMULATED_PYTHON, ROOT, can_install_qemu, in_ci
 
 from edge.device_token import write_token_file
@@ -75,7 +75,7 @@ def test_an_emulated_pi_coordinates_two_emulated_pis(
     assert machine == ["aarch64", "True"]
     certs, db = tmp_path / "certs", tmp_path / "fleet.db"
     on_pi("certs", "--out", str(certs))
-    tokens = [on_pi("enroll", "--db", str(db), f"pi-{i}").strip() for i in range(2)]
+    tokens = enroll_with_cli(on_pi, db, tmp_path, [f"pi-{i}" for i in range(2)])
     port = 20000 + (os.getpid() + 11) % 20000
     log = tmp_path / "server.log"
     server = subprocess.Popen(
@@ -115,6 +115,8 @@ def test_an_emulated_pi_coordinates_two_emulated_pis(
                         str(tmp_path / f"pi-{i}" / "state"),
                         "--ca",
                         str(certs / "ca.pem"),
+                        "--identity",
+                        str(tmp_path / f"pi-{i}" / "identity"),
                         "--seed",
                         str(i),
                     ),

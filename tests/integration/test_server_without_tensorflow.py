@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fleet_harness import Edge, write_device_names
+from fleet_harness import Edge, enroll_with_cli, write_device_names
 
 from model.dataset import NamesDataset
 
@@ -52,7 +52,7 @@ def test_a_coordinator_without_tensorflow_runs_secure_rounds_and_deploys(
 ) -> None:
     certs, db = tmp_path / "certs", tmp_path / "fleet.db"
     run("certs", "--out", str(certs))
-    tokens = [run("enroll", "--db", str(db), f"pi-{i}").stdout.strip() for i in range(2)]
+    tokens = enroll_with_cli(lambda *a: run(*a).stdout, db, tmp_path, [f"pi-{i}" for i in range(2)])
     port = 20000 + (os.getpid() + 7) % 20000
     log = tmp_path / "server.log"
     t0 = time.monotonic()
