@@ -32,7 +32,7 @@ def test_every_epoch_trains_on_a_new_permutation_of_the_training_rows(
     monkeypatch.setattr(tf.keras.Model, "fit", fit)
     ds = load_names(data_dir)
     small = ds.subset(np.arange(0, len(ds), 10))
-    cfg = TrainConfig(epochs=3, patience=3)
+    cfg = TrainConfig(epochs=3, patience=3, refit_on_all=False)
     result = train_centralized(small, cfg, {"units": 4, "embed_dim": 4})
     assert len(epochs) == 3
     rows = [sorted(map(tuple, x.tolist())) for x, _, _ in epochs]
