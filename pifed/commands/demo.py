@@ -283,6 +283,15 @@ def run(args: argparse.Namespace) -> int:
     deployed = report.get("deployed_version")
     held = "none (the gate held every candidate)"
     console.print(f"deployed version: {deployed or held}; report in {out}/report")
+    if deployed:
+        fleet_m = report.get("deployed_fleet_metrics") or {}
+        test_m = report.get("deployed_on_global_test_split") or {}
+        for where, m in (("on the Pis' held-out names", fleet_m), ("on the test names", test_m)):
+            if m:
+                console.print(
+                    f"  version {deployed} {where}: accuracy {m['accuracy']:.3f}, "
+                    f"balanced accuracy {m['balanced_accuracy']:.3f}"
+                )
     return 0
 
 
@@ -305,6 +314,7 @@ def _report(
         "rounds": rounds,
         "summaries": list(rows.values()),
         "deployed_version": deployed.version if deployed else None,
+        "deployed_fleet_metrics": deployed.fleet_metrics if deployed else None,
     }
     if deployed is not None:
         model_dir = rep / "deployed_model"
