@@ -12,6 +12,8 @@ It is the program ``model.export.convert_train_artifact`` builds, step for step,
   ``reset_after=True``: gates z, r, h; ``bias`` [2, 3u] = input and recurrent biases; the
   state starts at zero), the second reading the name backwards -> max over time of each ->
   concatenated -> dense logits; no dropout (the signature runs with ``training=False``);
+- plus, when the config has ``ngram_buckets``, the n-gram bag's logits
+  (:class:`model.ngram_bag.NgramBag`: hashed n-grams from ``model.ngrams``, the last weight);
 - loss ``sum_i w_i * CE_i / max(sum_i w_i, 1e-6)`` (``model.gru.weighted_cross_entropy``);
 - the backward pass of ``model.gru._gru_max`` (hand-written BPTT, ties in the max share the
   gradient) and plain SGD ``v -= lr * grad`` on every weight.
@@ -33,6 +35,7 @@ from edge.local_trainer import EpochTrainer
 from edge.runtime import InputShapeError, check_ids
 from model.config import ModelConfig
 from model.manifest import ModelManifest, WeightShapeError, flatten_weights, unflatten_weights
+from model.ngrams import ngram_features
 
 F32 = np.float32
 
@@ -180,13 +183,18 @@ class NumpyTrainer(EpochTrainer):
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.manifest = ModelManifest.load(directory)
-        self.cfg = ModelConfig(**self.manifest.model_config)
+        # A manifest written before the n-gram bag existed has no bag.
+        self.cfg = ModelConfig.from_dict(self.manifest.model_config)
         self.batch = self.manifest.train_batch
         self.max_len = self.manifest.vocab.max_len
         cfg, u, dirs = self.cfg, self.cfg.units, 2 if self.cfg.bidirectional else 1
         gru = [(cfg.embed_dim, 3 * u), (u, 3 * u), (2, 3 * u)]
         expected: list[tuple[int, ...]] = [(cfg.vocab_size, cfg.embed_dim), *gru * dirs]
         expected += [(dirs * u, cfg.num_classes), (cfg.num_classes,)]
+        if cfg.ngram_buckets:
+            expected.append((cfg.ngram_buckets, cfg.num_classes))
+        # Where the dense logits layer's kernel sits (the bag's table follows it, if any).
+        self._dense = 1 + 3 * dirs
         shapes = [w.shape for w in self.manifest.weights]
         if shapes != expected:
             raise WeightShapeError(
@@ -229,7 +237,16 @@ class NumpyTrainer(EpochTrainer):
             grus.append((t[4], t[5], t[6], True))
         return grus
 
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[_GruTape]]:
+    def _bag(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The n-gram bag's bucket ids and weights for ``x`` (None without a bag)."""
+        cfg = self.cfg
+        if not cfg.ngram_buckets:
+            return None
+        return ngram_features(x, cfg.ngram_buckets, cfg.ngram_max, cfg.vocab_size)
+
+    def _forward(
+        self, x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[_GruTape], tuple[np.ndarray, np.ndarray] | None]:
         self._loaded()
         check_ids(x, self.max_len)
         if x.size and (x.min() < 0 or x.max() >= self.cfg.vocab_size):
@@ -239,8 +256,13 @@ class NumpyTrainer(EpochTrainer):
         with np.errstate(over="ignore"):
             tapes = [gru_max_forward(emb, k, rk, b, back) for k, rk, b, back in self._grus()]
         pooled = np.concatenate([tape.pooled for tape in tapes], axis=-1)
-        logits = pooled @ self._tensors[-2] + self._tensors[-1]
-        return pooled, logits, tapes
+        kernel, bias = self._tensors[self._dense], self._tensors[self._dense + 1]
+        logits = pooled @ kernel + bias
+        bag = self._bag(x)
+        if bag is not None:
+            buckets, weights = bag
+            logits = logits + (self._tensors[-1][buckets] * weights[..., None]).sum(axis=1)
+        return pooled, logits, tapes, bag
 
     def gradients(
         self, x: np.ndarray, y: np.ndarray, w: np.ndarray
@@ -250,9 +272,9 @@ class NumpyTrainer(EpochTrainer):
         Why public: the SGD step is only this plus ``v -= lr * g``, and tests can check the
         gradient itself.
         """
-        pooled, logits, tapes = self._forward(x)
+        pooled, logits, tapes, bag = self._forward(x)
         loss, d_logits = weighted_cross_entropy_grad(logits, y, w.astype(F32))
-        d_pooled = d_logits @ self._tensors[-2].T
+        d_pooled = d_logits @ self._tensors[self._dense].T
         u = self.cfg.units
         grads: list[np.ndarray] = [np.zeros_like(self._tensors[0])]
         d_emb = np.zeros((*x.shape, self.cfg.embed_dim), F32)
@@ -267,6 +289,14 @@ class NumpyTrainer(EpochTrainer):
         # The embedding's gradient: a scatter that adds, since a batch repeats characters.
         np.add.at(grads[0], x.ravel(), d_emb.reshape(-1, self.cfg.embed_dim))
         grads += [pooled.T @ d_logits, d_logits.sum(axis=0)]
+        if bag is not None:
+            # Each counted n-gram's row gets its weight times the logits' gradient (scattered
+            # with add: names share n-grams, and hashing shares buckets).
+            buckets, weights = bag
+            d_table = np.zeros_like(self._tensors[-1])
+            rows = (weights[..., None] * d_logits[:, None, :]).reshape(-1, self.cfg.num_classes)
+            np.add.at(d_table, buckets.ravel(), rows)
+            grads.append(d_table)
         return loss, grads
 
     def train_step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> float:

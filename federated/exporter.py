@@ -165,7 +165,7 @@ class _Converter:
         from model.gru import build_classifier
 
         self.template = template
-        self.cfg = ModelConfig(**template.model_config)
+        self.cfg = ModelConfig.from_dict(template.model_config)
         self.model = build_classifier(self.cfg)
         if len(self.model.trainable_variables) != len(template.weights):
             raise ValueError("manifest weights do not match the model architecture")

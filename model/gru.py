@@ -1,6 +1,7 @@
 """The ARM-friendly GRU surname classifier (TensorFlow / Keras).
 
-Embedding -> (Bi)GRU unrolled over the fixed name length -> max over time -> Dense logits.
+Embedding -> (Bi)GRU unrolled over the fixed name length -> max over time -> Dense logits, plus
+(by default) a hashed character n-gram bag's logits (model/ngram_bag.py) from the same ids.
 
 The recurrence is :class:`UnrolledGRU`, the same cell as Keras' ``GRU(reset_after=True)`` with
 the same weights, written out step by step for TFLite:
@@ -27,6 +28,7 @@ from typing import Any
 import tensorflow as tf
 
 from model.config import ModelConfig
+from model.ngram_bag import NgramBag
 
 
 @tf.keras.utils.register_keras_serializable(package="pifed")
@@ -249,12 +251,21 @@ def build_classifier(cfg: ModelConfig, hand_written_backward: bool = False) -> t
     if cfg.dropout > 0:
         pooled = tf.keras.layers.Dropout(cfg.dropout, name="dropout")(pooled)
     logits = tf.keras.layers.Dense(cfg.num_classes, name="logits")(pooled)
+    if cfg.ngram_buckets:
+        # The n-gram bag's table is the last trainable weight (edge/numpy_trainer.py relies
+        # on the order); the char vocabulary's size is its end marker.
+        bag = NgramBag(
+            cfg.ngram_buckets, cfg.ngram_max, cfg.num_classes, cfg.vocab_size, name="ngram_bag"
+        )(ids)
+        logits = tf.keras.layers.Add(name="logits_sum")([logits, bag])
     return tf.keras.Model(ids, logits, name="surname_gru")
 
 
 def load_classifier(path: str | os.PathLike[str]) -> tf.keras.Model:
     """Load a saved ``keras_model.keras`` (it needs :class:`UnrolledGRU` registered)."""
-    return tf.keras.models.load_model(path, custom_objects={"UnrolledGRU": UnrolledGRU})
+    return tf.keras.models.load_model(
+        path, custom_objects={"UnrolledGRU": UnrolledGRU, "NgramBag": NgramBag}
+    )
 
 
 def weighted_cross_entropy(

@@ -227,7 +227,7 @@ def add_template_map(model_dir: str | Path, model: Any | None = None) -> ModelMa
     if model is None:
         from edge.trainer import OnDeviceTrainer
 
-        model = build_classifier(ModelConfig(**manifest.model_config))
+        model = build_classifier(ModelConfig.from_dict(manifest.model_config))
         flat = OnDeviceTrainer(folder).flat_weights()
         _convert(model, flat, "float")
     flat = flatten_weights(
@@ -237,7 +237,12 @@ def add_template_map(model_dir: str | Path, model: Any | None = None) -> ModelMa
     kinds = tuple(k for k in MAPPED_KINDS if k in manifest.artifacts)
     if not kinds:
         raise TemplateMapError(f"{folder} has neither a float nor a dynamic artifact to map")
-    tmap = derive_map(model, kinds, flat)
+    saved = [v.numpy() for v in model.trainable_variables]
+    try:
+        tmap = derive_map(model, kinds, flat)
+    finally:  # the probe exports overwrite the weights: hand the caller's model back as it was
+        for var, value in zip(model.trainable_variables, saved, strict=True):
+            var.assign(value)
     path = folder / MAP_FILE
     data = tmap.to_bytes()
     write_atomic(path, data)

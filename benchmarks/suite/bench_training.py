@@ -278,6 +278,55 @@ def keras_and_tflite_steps(
     return figures, model, trainer
 
 
+def gru_alone_step_ratio(run: Path, quick: bool, seed: int) -> dict[str, Any]:
+    """The run's train step against the same model without its n-gram bag (the GRU alone,
+    the default before issue 21), both TFLite at 1 thread, interleaved on the same batches.
+
+    The GRU-alone artifact is exported here from the run's model config with
+    ``ngram_buckets=0`` (fresh weights: the step's work does not depend on their values).
+    """
+    import tempfile
+
+    import tensorflow as tf
+
+    from federated.exporter import synthetic_calibration
+    from model.config import ModelConfig
+    from model.export import export_artifacts
+    from model.gru import build_classifier
+
+    manifest = json.loads((run / "model" / "manifest.json").read_text())
+    cfg = ModelConfig(**{**manifest["model_config"], "ngram_buckets": 0})
+    trainer = OnDeviceTrainer(run / "model")
+    ds = load_names(run / "test_names")
+    ids = trainer.manifest.vocab.encode(list(ds.names))
+    labels = labels_for_model(ds, trainer.manifest.languages)
+    batches = step_batches(ids, labels, trainer.batch, 16, seed)
+    rounds, block, _ = QUICK_STEPS if quick else FULL_STEPS
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.keras.utils.set_random_seed(seed)
+        vocab = trainer.manifest.vocab
+        export_artifacts(
+            build_classifier(cfg),
+            cfg,
+            vocab,
+            trainer.manifest.languages,
+            synthetic_calibration(vocab),
+            tmp,
+            kinds=("train",),
+        )
+        ours = tflite_step_contestants(run / "model", batches, block, (HEADLINE_THREADS,))[0]
+        alone = tflite_step_contestants(Path(tmp), batches, block, (HEADLINE_THREADS,))[0]
+        alone = Contestant("gru_alone", alone.call, block)
+        times = time_interleaved([ours, alone], rounds, seed)
+    o, a = summary(times[ours.name]), summary(times["gru_alone"])
+    return {
+        "threads": HEADLINE_THREADS,
+        "step_p50_ms": o["p50_us"] / 1e3,
+        "gru_alone_step_p50_ms": a["p50_us"] / 1e3,
+        "over_gru_alone": o["p50_us"] / a["p50_us"],
+    }
+
+
 def same_threads_child(run: Path, quick: bool, seed: int) -> dict[str, Any]:
     """Keras pinned to 1 thread against TFLite at 1 thread, in a process of their own.
 
@@ -311,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     steps["keras_note"] = "train_on_batch, SGD, TensorFlow default threads, dropout active"
     same = same_threads_child(run, args.quick, args.seed)
     steps["same_threads"] = same
+    if json.loads((run / "model" / "manifest.json").read_text())["model_config"].get(
+        "ngram_buckets"
+    ):
+        steps["vs_gru_alone"] = gru_alone_step_ratio(run, args.quick, args.seed)
 
     share_names, share_labels = local_share(run, args.data, args.seed)
     if args.quick:
@@ -378,6 +431,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  both at 1 thread (own process): Keras {same['keras_step_p50_ms']:.2f} ms, "
             f"TFLite {same['tflite_step_p50_ms']:.2f} ms ({same['keras_over_tflite_step']:.2f}x)"
+        )
+    if "vs_gru_alone" in steps:
+        g = steps["vs_gru_alone"]
+        print(
+            f"  with vs without the n-gram bag (TFLite, 1 thread, same batches): "
+            f"{g['step_p50_ms']:.2f} ms vs {g['gru_alone_step_p50_ms']:.2f} ms "
+            f"({g['over_gru_alone']:.2f}x, bound 2x)"
         )
     print(
         f"  one local epoch, device 0 of {N_DEVICES} ({len(share_ids)} names): "

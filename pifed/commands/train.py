@@ -32,8 +32,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument(
         "--class-weight-power",
         type=float,
-        default=0.5,
+        default=0.0,
         help="class weights (1/freq)**P: 0 favours accuracy, 1 balanced accuracy",
+    )
+    tr.add_argument(
+        "--ngram-buckets",
+        type=int,
+        default=8192,
+        help="hashed character 1-5-gram buckets added to the GRU's logits (0: GRU alone)",
+    )
+    tr.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="ship the model trained on the training names only, instead of training again "
+        "on training + validation names once epochs and tau are chosen",
     )
     tr.add_argument(
         "--logit-adjustment",
@@ -69,12 +81,14 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         class_weight_power=args.class_weight_power,
         logit_adjustment=args.logit_adjustment,
+        refit_on_all=not args.no_refit,
         seed=args.seed,
     )
     overrides = {
         "units": args.units,
         "embed_dim": args.embed_dim,
         "bidirectional": not args.unidirectional,
+        "ngram_buckets": args.ngram_buckets,
     }
     console.print(
         f"[bold]pifed train[/]: {len(ds)} distinct (name, language) pairs, "
@@ -104,11 +118,15 @@ def run(args: argparse.Namespace) -> int:
     model_dir = out / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     result.model.save(model_dir / "keras_model.keras")
-    x_cal = result.vocab.encode([ds.names[i] for i in result.train_rows])
+    x_cal = result.vocab.encode([ds.names[i] for i in result.fit_rows])
     with console.status("exporting TFLite artifacts (builtins only)"):
         manifest = export_artifacts(
             result.model, result.model_config, result.vocab, ds.languages, x_cal, model_dir
         )
+    with console.status("deriving the template map (a coordinator without TensorFlow)"):
+        from federated.exporter import with_template_map
+
+        manifest = with_template_map(model_dir, result.model) or manifest
 
     test_names = [ds.names[i] for i in result.test_rows]
     y_test = ds.labels[result.test_rows]
@@ -123,7 +141,19 @@ def run(args: argparse.Namespace) -> int:
             "train": len(result.train_rows),
             "val": len(result.val_rows),
             "test": len(result.test_rows),
+            "fit": len(result.fit_rows),
             "languages": list(ds.languages),
+        },
+        # Which names the figures below come from, and what the shipped model saw.
+        "held_out": {
+            "test_names": "test_names/ (written beside this file)",
+            "test_rows": len(result.test_rows),
+            "test_seen_by_shipped_model": False,
+            "val_rows": len(result.val_rows),
+            "val_used_for": "choosing the epoch count and tau",
+            "val_seen_by_shipped_model": bool(cfg.refit_on_all),
+            "shipped_model_fit_on": "train + val names" if cfg.refit_on_all else "train names",
+            "best_epoch": result.best_epoch,
         },
         "train_config": cfg.to_dict(),
         "model_config": result.model_config.to_dict(),

@@ -27,7 +27,7 @@ def test_train_writes_every_artifact_and_float_tflite_agrees_with_keras(trained_
     assert (trained_run / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["tflite"]["float"]["argmax_agreement"] >= 0.999
     assert metrics["tflite"]["float"]["max_abs_logit_diff"] < 1e-3
-    assert metrics["data"]["test"] > 3000
+    assert metrics["data"]["test"] > 1500  # 10% of the 18,012 distinct pairs held out
     adj = metrics["logit_adjustment"]  # the folded-in choice, so the curve can be rebuilt
     assert len(adj["log_prior"]) == len(metrics["data"]["languages"])
     assert adj["tau"] in [c["tau"] for c in adj["validation_curve"]]

@@ -7,6 +7,7 @@ weights and for a model trained by `pifed train`.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def test_random_weights_give_the_converters_files(
 def test_a_trained_model_gives_the_converters_files(trained_run: Path, tmp_path: Path) -> None:
     from model.template_map import add_template_map
 
+    # `pifed train` derives the map itself, and hands its Keras model back unchanged (the
+    # Keras figures it reports after the map agree with the float file's).
+    assert MAP_KIND in ModelManifest.load(trained_run / "model").artifacts
+    report = json.loads((trained_run / "metrics.json").read_text())
+    assert report["keras"]["accuracy"] == pytest.approx(
+        report["tflite"]["float"]["accuracy"], abs=0.005
+    )
     folder = tmp_path / "model"
     shutil.copytree(trained_run / "model", folder)
     add_template_map(folder)

@@ -15,7 +15,9 @@ tf = pytest.importorskip("tensorflow")
 from model.config import ModelConfig  # noqa: E402
 from model.gru import UnrolledGRU, build_classifier, load_classifier  # noqa: E402
 
-CFG = ModelConfig(num_classes=5, vocab_size=11, max_len=7, embed_dim=4, units=6)
+# The GRU alone (no n-gram bag): these tests hold it to the stock Keras GRU; the bag has its
+# own (tests/model/test_ngram_bag.py).
+CFG = ModelConfig(num_classes=5, vocab_size=11, max_len=7, embed_dim=4, units=6, ngram_buckets=0)
 
 
 def _keras_reference(cfg: ModelConfig) -> tf.keras.Model:
