@@ -47,18 +47,32 @@ MAX_COUNT = 2**24
 QUALITY_BIT_WIDTH = 64
 
 
-def quality_config(ids: list[int], n_languages: int, timeouts: StageTimeouts) -> SecAggConfig:
+def quality_config(
+    ids: list[int], n_languages: int, timeouts: StageTimeouts, threshold: int | None = None
+) -> SecAggConfig:
     """The quality session's config: the evaluators, one vector of ``n_languages**2`` counts,
-    each summed exactly (the module docstring says why these numbers)."""
-    return SecAggConfig(
-        client_ids=tuple(ids),
-        vector_lengths=(n_languages * n_languages,),
-        bit_width=QUALITY_BIT_WIDTH,
-        clip_bound=float(MAX_COUNT),
-        max_weight=1,
-        scale=1.0,
-        timeouts=timeouts,
-    )
+    each summed exactly (the module docstring says why these numbers). ``threshold``: the
+    fleet's own (``FleetConfig.threshold``) when it is valid for these evaluators, else the
+    safe default for their number."""
+
+    def build(t: int | None) -> SecAggConfig:
+        return SecAggConfig(
+            client_ids=tuple(ids),
+            vector_lengths=(n_languages * n_languages,),
+            threshold=t,
+            bit_width=QUALITY_BIT_WIDTH,
+            clip_bound=float(MAX_COUNT),
+            max_weight=1,
+            scale=1.0,
+            timeouts=timeouts,
+        )
+
+    if threshold is not None:
+        try:
+            return build(threshold)
+        except ValueError:  # more than the evaluators, or below the safe floor for them
+            pass
+    return build(None)
 
 
 def fleet_counts(result: AggregateResult, n_languages: int) -> np.ndarray:
@@ -169,7 +183,10 @@ def evaluate(
     if len(joining) >= 2:
         stage = cfg.stage_timeout
         sa_cfg = quality_config(
-            joining, len(ctx.languages), StageTimeouts(cfg.eval_timeout, stage, stage, stage)
+            joining,
+            len(ctx.languages),
+            StageTimeouts(cfg.eval_timeout, stage, stage, stage),
+            cfg.threshold,
         )
     elif cfg.fleet_quality:
         log.info("version %s: fewer than 2 certified evaluators, no fleet quality", v.version)
@@ -218,7 +235,6 @@ def _quality_session(
         ctx.stopped,
         ctx.emit,
         ctx.cfg.silence_timeout,
-        mark_dropped=False,
     )
     try:
         result = drive_session(

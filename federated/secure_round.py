@@ -161,9 +161,9 @@ class SessionRun:
 
     ``task_kind`` also names the session in events and timings: training's stages are the
     round's ``stage`` events and ``secagg_*`` timings (as before issue 22); another kind's are
-    ``<kind>_session`` events and ``<kind>_secagg_*`` timings. ``mark_dropped``: a device
-    dropped from the session is not live until it polls again (training: the deploy stage does
-    not wait for it); the quality session leaves liveness to the evaluate stage.
+    ``<kind>_session`` events and ``<kind>_secagg_*`` timings. A device dropped from either
+    session is not live until it polls again, so the deploy stage does not wait for one that
+    is gone.
     """
 
     round_id: int
@@ -173,7 +173,6 @@ class SessionRun:
     stopped: Callable[[], bool]
     emit: EventSink
     silence_timeout: float = float("inf")
-    mark_dropped: bool = True
 
 
 def drive_session(
@@ -217,8 +216,7 @@ def drive_session(
             _abort_if_certain(server, sa_cfg)
             outbox = server.poll()
         except SecAggError as e:
-            if run.mark_dropped:
-                broker.mark_dropped(server.dropped)
+            broker.mark_dropped(server.dropped)
             session.finished(
                 session_hex, False, {k: v.name for k, v in server.dropped.items()}, str(e)
             )
@@ -242,8 +240,7 @@ def drive_session(
         raise RoundFailed(f"secure aggregation aborted: {server.aborted}")
     timings[f"{prefix}_unmasking"] = time.perf_counter() - stage_started
     result = server.result
-    if run.mark_dropped:
-        broker.mark_dropped(result.dropped)
+    broker.mark_dropped(result.dropped)
     session.finished(session_hex, True, {k: v.name for k, v in result.dropped.items()}, None)
     return result
 
