@@ -7,7 +7,8 @@ in this process (its dashboard beside it, as `pifed server --dashboard` wires it
 - the fleet page lists both Pis with the version each has deployed;
 - a rollback done in the browser after signing in with the operator token reaches both Pis
   (`pifed predict --state` then runs that version's model file);
-- the same without signing in, or with a forged CSRF token, is refused and changes nothing.
+- the same without signing in, or with a forged CSRF token, is refused and changes nothing;
+- the quality page shows the deployed version's fleet quality (recall table and heatmap).
 
 ``PIFED_SCREENSHOTS=DIR`` (`make screenshots`) saves each page as a PNG there.
 """
@@ -143,6 +144,14 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
                 assert "online" in text and "Python" in text
                 if shots:
                     driver.save_screenshot(str(shots / "dashboard-fleet.png"))
+                # -- the quality page: the deployed version's fleet quality (issue 22) -------
+                driver.get(base + "/quality")
+                summary = driver.find_element(By.ID, "quality-summary").text
+                assert "2 Pis" in summary, summary
+                assert driver.find_elements(By.CSS_SELECTOR, "#recall tbody tr[data-language]")
+                assert driver.find_elements(By.CSS_SELECTOR, "svg.heatmap rect.cell")
+                if shots:
+                    driver.save_screenshot(str(shots / "dashboard-quality.png"))
                 promoted = store.promoted_versions()
                 target = promoted[0]
                 assert target != latest

@@ -136,7 +136,8 @@ def test_a_round_trains_aggregates_evaluates_promotes_and_deploys(fleet_factory)
         )
         assert (edge.state / "current").resolve().name == f"v{deployed.version}"
         kinds = [e["event"] for e in edge.events()]
-        assert kinds.count("secagg") == 4 and "train" in kinds and "evaluate" in kinds
+        # Four stages of training's session, four of the evaluate stage's quality session.
+        assert kinds.count("secagg") == 8 and "train" in kinds and "evaluate" in kinds
     assert [r["status"] for r in store.rounds()] == ["completed"]
 
 
