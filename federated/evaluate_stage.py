@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.secagg import SecAggConfig, StageTimeouts
+from edge.secagg import SecAggConfig, SecAggError, StageTimeouts
 from edge.tasks import EVALUATE, SECAGG, ErrorReply, EvaluateReply, EvaluateTask
 from federated.broker import Delivery, TaskBroker
 from federated.fleet_config import FleetConfig
@@ -193,7 +193,8 @@ def evaluate(
     broker.open(round_id, (EVALUATE, SECAGG))
     for dev in devices:
         quality = sa_cfg if sa_cfg is not None and dev in joining else None
-        task = EvaluateTask(round_id, v.version, files, dev if quality else None, quality)
+        client_id = dev if quality is not None else None
+        task = EvaluateTask(round_id, v.version, files, client_id, quality)
         broker.assign(dev, task)
     deadline = ctx.clock() + cfg.eval_timeout
     collected = _Collector(store, round_id, v.version, set(devices))
@@ -241,7 +242,7 @@ def _quality_session(
             broker, run, _new_server(sa_cfg, ctx.authority), collected.take, timings
         )
         counts = fleet_counts(result, len(ctx.languages))
-    except RoundFailed as e:
+    except (RoundFailed, SecAggError) as e:  # never the round's failure
         log.warning("version %s has no fleet quality: %s", version, e)
         ctx.emit(
             {"event": "quality_failed", "round": round_id, "version": version, "reason": str(e)}

@@ -234,7 +234,6 @@ def drive_session(
             )
     if run.stopped() and not server.finished:
         server.abort("coordinator stopping")
-        session.finished(session_hex, False, {}, "coordinator stopping")
         raise RoundFailed("coordinator stopping")
     if server.stage is None and not server.finished:
         raise RoundFailed(f"secure aggregation aborted: {server.aborted}")
