@@ -8,7 +8,9 @@ It long-polls the coordinator for tasks and answers each one:
   keys, encrypted shares, the double-masked update, unmasking shares (``edge.secagg_member``:
   only as this Pi's certified device id; a failure of its own side leaves the round at once);
 - ``evaluate``: fetch the candidate's exact deployable .tflite, evaluate it on this Pi's
-  held-out names, report the metrics;
+  held-out names, report the metrics; when the task opens a quality session, its confusion
+  counts become this Pi's input to that secure-aggregation sum (answered by the same
+  ``secagg`` path), never part of the reply;
 - ``deploy``: install a promoted version atomically under ``--state``.
 
 Nothing else leaves the Pi. TensorFlow is never imported: the TFLite runtime, numpy, pycryptodome
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from edge.device_identity import certificate_digest
-from edge.evaluate import evaluate_names, labels_for_model
+from edge.evaluate import evaluate_with_confusion, labels_for_model
 from edge.heartbeat import Beating, HeartbeatSupport
 from edge.local_trainer import LocalTrainer
 from edge.runtime import Classifier
@@ -329,7 +331,7 @@ class EdgeClient:
 
     def _on_secagg(self, channel: FleetChannel, task: SecAggTask, payload: bytes) -> SecAggReply:
         if self._member is None:
-            raise WireError("secure-aggregation request without a training task this session")
+            raise WireError("secure-aggregation request without a task that opened a session")
         return self._member.answer(payload)
 
     def _on_evaluate(
@@ -341,9 +343,24 @@ class EdgeClient:
             raise WireError("evaluate task names no .tflite file")
         clf = Classifier(folder / tflite)
         names, labels = self._names_labels(self._hold_rows, clf.manifest)
-        m = evaluate_names(clf, names, labels)
+        m, counts = evaluate_with_confusion(clf, names, labels)
         self._prune()
+        self._join_quality(task, counts)
         return EvaluateReply(task.version, {k: m[k] for k in DEVICE_REPORT_FIELDS})
+
+    def _join_quality(self, task: EvaluateTask, counts: np.ndarray) -> None:
+        """Take part in the task's quality session with these counts, if it opens one. A
+        failure here costs only the fleet quality figure (this Pi is dropped from that session
+        when it cannot answer), never the metrics the gate uses: logged, not raised."""
+        if task.quality is None:
+            return
+        if self._member is None:
+            log.info("no device identity: this Pi stays out of the quality session")
+            return
+        try:
+            self._member.join_quality(task, counts)
+        except (SecAggError, ValueError) as e:
+            log.warning("stays out of the quality session: %s: %s", type(e).__name__, e)
 
     def _on_deploy(self, channel: FleetChannel, task: DeployTask, payload: bytes) -> DeployReply:
         self.state.install(task.version, self._files(channel, task.files))

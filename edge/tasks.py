@@ -88,9 +88,7 @@ class PollRequest:
             platform = {
                 k: raw[k][:PLATFORM_CHARS] for k in PLATFORM_FIELDS if isinstance(raw.get(k), str)
             }
-        return cls(
-            deployed if ok else None, cert if isinstance(cert, str) else None, platform
-        )
+        return cls(deployed if ok else None, cert if isinstance(cert, str) else None, platform)
 
 
 @dataclass(frozen=True)
@@ -203,21 +201,57 @@ class SecAggTask:
 
 @dataclass(frozen=True)
 class EvaluateTask:
-    """Evaluate this exact deployable file on the Pi's held-out names; only metrics return."""
+    """Evaluate this exact deployable file on the Pi's held-out names; only metrics return.
+
+    ``client_id`` and ``quality`` (both or neither; issue 22) ask the Pi to join the round's
+    quality session: its confusion counts (true x predicted language) leave it only as its
+    input to that secure-aggregation session, never in the evaluate reply. A Pi of a version
+    before them ignores both (unknown header keys) and is dropped from that session alone.
+    """
 
     kind: ClassVar[str] = EVALUATE
     round: int
     version: int
     files: dict[str, str]
+    client_id: int | None = None
+    quality: SecAggConfig | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client_id is None) != (self.quality is None):
+            raise WireError(
+                "an evaluate task names both a quality client id and session, or neither"
+            )
 
     def header(self) -> dict[str, Any]:
-        """The frame header."""
-        return {"kind": EVALUATE, "round": self.round, "version": self.version, "files": self.files}
+        """The frame header (the quality fields only when set, so a plain task keeps its bytes)."""
+        head: dict[str, Any] = {
+            "kind": EVALUATE,
+            "round": self.round,
+            "version": self.version,
+            "files": self.files,
+        }
+        if self.quality is not None:
+            head["client_id"] = self.client_id
+            head["quality"] = {**self.quality.to_dict(), "threshold": self.quality.t}
+        return head
 
     @classmethod
     def from_frame(cls, frame: Frame) -> EvaluateTask:
         """Decode."""
-        return cls(frame.get("round", int), frame.get("version", int), _files(frame, "files"))
+        quality = None
+        raw = frame.opt("quality", dict)
+        if raw is not None:
+            try:
+                quality = SecAggConfig.from_dict(raw)
+            except ValueError as e:
+                raise WireError(f"header field 'quality': {e}") from e
+        return cls(
+            frame.get("round", int),
+            frame.get("version", int),
+            _files(frame, "files"),
+            frame.opt("client_id", int),
+            quality,
+        )
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class FleetConfig:
     # A device that heartbeats while busy (every 2 s) and has said nothing for this long is
     # gone: its round goes on without it at once instead of at the stage's deadline.
     silence_timeout: float = 10.0
+    # Issue 22: the evaluate stage also sums the evaluators' confusion counts in a second
+    # secure-aggregation session (federated.evaluate_stage); off only to measure its cost.
+    fleet_quality: bool = True
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_devices < 2:

@@ -7,8 +7,10 @@ store at its boundary, so a crash between stages leaves the store at the last bo
 2. **train + aggregate** (``federated.secure_round``): the session row is written before any key
    moves, and closed with who dropped;
 3. **export** the FedAvg weights as the candidate's TFLite files; the version row is written;
-4. **evaluate**: every live device scores the exact file it would deploy on its own held-out
-   names; each device's metrics row is written as it arrives;
+4. **evaluate** (``federated.evaluate_stage``): every live device scores the exact file it
+   would deploy on its own held-out names; each device's metrics row is written as it arrives;
+   the round's participants also sum their confusion counts by secure aggregation and the
+   fleet total is stored for the version (a failed quality session is logged, never fatal);
 5. **gate** (``federated.gate``): the verdict and, on promotion, the deployment row in one
    transaction;
 6. **deploy**: the promoted version is pushed to every live device;
@@ -29,15 +31,16 @@ import numpy as np
 
 from edge.secagg import CertificateError, SecAggConfig, SecAggError, StageTimeouts
 from edge.secagg.identity import verify_certificate
-from edge.tasks import EVALUATE, SECAGG, TRAIN, EvaluateReply, EvaluateTask
+from edge.tasks import EVALUATE, SECAGG, TRAIN
+from federated import evaluate_stage
 from federated.broker import DeviceLink, TaskBroker
+from federated.evaluate_stage import EvaluateContext
 from federated.exporter import CandidateExporter
 from federated.fleet_config import FleetConfig
 from federated.gate import FleetMetrics, GateError, aggregate_device_metrics, decide
 from federated.secure_round import RoundFailed, SecureSum, TrainPlan, train_and_aggregate
 from federated.store import ModelVersion, Store
 from model.manifest import MANIFEST_NAME, ModelManifest
-from model.metrics import DEVICE_REPORT_FIELDS
 
 log = logging.getLogger("pifed.coordinator")
 EventSink = Callable[[dict[str, Any]], None]
@@ -143,7 +146,7 @@ class RoundRunner:
             candidate = self.store.version(version)
             self._emit({"event": "stage", "round": round_id, "stage": "evaluate"})
             t = time.perf_counter()
-            fleet, reports = self._evaluate(round_id, candidate)
+            fleet, reports = self._evaluate(round_id, candidate, ids, timings)
             timings["evaluate"] = time.perf_counter() - t
             decision = self._gate(version, fleet)
             if decision.promote:
@@ -303,44 +306,23 @@ class RoundRunner:
             agg.weights.tobytes(), files, "candidate", parent=base.version, round_id=round_id
         )
 
-    def _evaluate(self, round_id: int, v: ModelVersion) -> tuple[FleetMetrics, list[dict]]:
-        """Every live device evaluates the exact file it would deploy on its held-out names."""
-        task = EvaluateTask(round_id, v.version, deployable_files(v, self.cfg.deploy_kind))
-        self.broker.open(round_id, (EVALUATE,))
-        devices = [lk.device_id for lk in self.broker.live_devices()]
-        for dev in devices:
-            self.broker.assign(dev, task)
-        reports: list[dict[str, Any]] = []
-        waiting = set(devices)
-        deadline = self._clock() + self.cfg.eval_timeout
-        while waiting and self._clock() < deadline and not self._stop.is_set():
-            for gone in self.broker.unreachable(sorted(waiting), self.cfg.silence_timeout):
-                log.warning("device %s is gone (no contact within the live window)", gone)
-                waiting.discard(gone)
-                # Not live until it polls again: deploy and the next round do not wait for it.
-                self.broker.mark_dropped([gone])
-            if not waiting:
-                break
-            d = self.broker.next_reply(round_id, (EVALUATE,), timeout=0.1)
-            if d is None or d.device_id not in waiting:
-                continue
-            waiting.discard(d.device_id)
-            if not isinstance(d.reply, EvaluateReply):
-                why = getattr(d.reply, "error", type(d.reply).__name__)
-                log.warning(
-                    "device %s could not evaluate version %s: %s", d.device_id, v.version, why
-                )
-                continue
-            try:
-                aggregate_device_metrics([d.reply.metrics])  # validates this one report
-                clean = {k: d.reply.metrics[k] for k in DEVICE_REPORT_FIELDS}
-            except (GateError, KeyError) as e:
-                log.warning("device %s sent invalid metrics: %s", d.device_id, e)
-                continue
-            self.store.add_device_metrics(round_id, d.device_id, v.version, clean)
-            reports.append(clean)
-        if not reports:
-            raise RoundFailed("no device returned valid evaluation metrics")
+    def _evaluate(
+        self, round_id: int, v: ModelVersion, members: list[int], timings: dict[str, float]
+    ) -> tuple[FleetMetrics, list[dict]]:
+        """Every live device evaluates the exact file it would deploy on its held-out names;
+        the round's certified ``members`` among them also sum their confusion counts in the
+        quality session (``federated.evaluate_stage``)."""
+        ctx = EvaluateContext(
+            self.cfg,
+            tuple(members),
+            self._authority(),
+            tuple(self.template.languages),
+            self._stop.is_set,
+            self._emit,
+            self._clock,
+        )
+        files = deployable_files(v, self.cfg.deploy_kind)
+        reports = evaluate_stage.evaluate(self.broker, self.store, ctx, round_id, v, files, timings)
         return aggregate_device_metrics(reports), reports
 
     def _gate(self, version: int, fleet: FleetMetrics) -> Any:

@@ -1,4 +1,6 @@
-"""The train + secure-aggregation stage of a fleet round (Bonawitz et al., CCS 2017).
+"""The train + secure-aggregation stage of a fleet round (Bonawitz et al., CCS 2017), and the
+session loop (:func:`drive_session`) it shares with the evaluate stage's quality session
+(``federated.quality``, issue 22).
 
 Every participant gets a :class:`~edge.tasks.TrainTask` (the global weights and the session's
 ``SecAggConfig``), trains, and answers the four secure-aggregation stages through the broker;
@@ -30,7 +32,7 @@ import numpy as np
 from edge.secagg import MalformedMessage, SecAggConfig, SecAggError, decode_message
 from edge.tasks import SECAGG, TRAIN, ErrorReply, SecAggReply, SecAggTask, TrainReply, TrainTask
 from federated.broker import Delivery, TaskBroker
-from federated.secagg_server import ServerProtocol
+from federated.secagg_server import AggregateResult, ServerProtocol
 
 log = logging.getLogger("pifed.round")
 EventSink = Callable[[dict[str, Any]], None]
@@ -123,56 +125,19 @@ def train_and_aggregate(
             secagg=sa_cfg,
         )
         broker.assign(dev, task, plan.weights)
-    outbox = server.start()
-    session_hex = next(iter(outbox.values())).nonce.hex()  # type: ignore[union-attr]
-    session.started(session_hex, len(sa_cfg.client_ids), sa_cfg.t)
     out = SecureSum(np.zeros(0, np.float32), [], {}, 0)
-    gone: set[int] = set()
-    stage_started = time.perf_counter()
     emit({"event": "stage", "round": r, "stage": "train"})
-    while True:
-        for cid, msg in outbox.items():
-            broker.assign(cid, SecAggTask(r), msg.to_bytes())
-        if server.finished or stopped():
-            break
-        delivery = broker.next_reply(r, (TRAIN, SECAGG), timeout=0.05)
-        if delivery is not None:
-            _accept(server, delivery, out)
-        _drop_unreachable(broker, server, sa_cfg, silence_timeout, gone, emit, r)
-        stage = server.stage
-        try:
-            _abort_if_certain(server, sa_cfg)
-            outbox = server.poll()
-        except SecAggError as e:
-            broker.mark_dropped(server.dropped)
-            session.finished(
-                session_hex, False, {k: v.name for k, v in server.dropped.items()}, str(e)
-            )
-            raise RoundFailed(f"secure aggregation aborted: {e}") from e
-        if outbox and stage is not None:
-            out.timings[f"secagg_{stage.name.lower()}"] = time.perf_counter() - stage_started
-            stage_started = time.perf_counter()
-            emit(
-                {
-                    "event": "stage",
-                    "round": r,
-                    "stage": server.stage.name.lower() if server.stage else "done",
-                    "survivors": len(sa_cfg.client_ids) - len(server.dropped),
-                }
-            )
-    if stopped() and not server.finished:
-        server.abort("coordinator stopping")
-        raise RoundFailed("coordinator stopping")
-    if server.stage is None and not server.finished:
-        raise RoundFailed(f"secure aggregation aborted: {server.aborted}")
-    out.timings["secagg_unmasking"] = time.perf_counter() - stage_started
+    result = drive_session(
+        broker,
+        SessionRun(r, TRAIN, sa_cfg, session, stopped, emit, silence_timeout),
+        server,
+        lambda d: _train_reply(d, out),
+        out.timings,
+    )
     if out.train_seconds:
         # The slowest device's own report: the training inside secagg_advertise_keys.
         out.timings["device_train_max"] = max(out.train_seconds)
-    result = server.result
-    broker.mark_dropped(result.dropped)
     out.dropped = {k: v.name for k, v in result.dropped.items()}
-    session.finished(session_hex, True, out.dropped, None)
     out.survivors = list(result.survivors)
     out.clipped = int(result.clip_count)
     mean_update = result.mean()[0].astype(np.float32)
@@ -187,6 +152,96 @@ def train_and_aggregate(
         }
     )
     return out
+
+
+@dataclass(frozen=True)
+class SessionRun:
+    """Where one secure-aggregation session runs: the round, the task kind whose replies come
+    with it (``train`` or ``evaluate``), its config and log, and the stage's stop and events.
+
+    ``task_kind`` also names the session in events and timings: training's stages are the
+    round's ``stage`` events and ``secagg_*`` timings (as before issue 22); another kind's are
+    ``<kind>_session`` events and ``<kind>_secagg_*`` timings. A device dropped from either
+    session is not live until it polls again, so the deploy stage does not wait for one that
+    is gone.
+    """
+
+    round_id: int
+    task_kind: str
+    config: SecAggConfig
+    log: SessionLog
+    stopped: Callable[[], bool]
+    emit: EventSink
+    silence_timeout: float = float("inf")
+
+
+def drive_session(
+    broker: TaskBroker,
+    run: SessionRun,
+    server: ServerProtocol,
+    on_reply: Callable[[Delivery], None],
+    timings: dict[str, float],
+) -> AggregateResult:
+    """Drive ``server`` through its stages over the broker until it yields the survivors' sum
+    (returned) or aborts (:class:`RoundFailed`; nothing was revealed). The one session loop of
+    the fleet: the training stage and the evaluate stage's quality session both run it.
+
+    The caller has assigned each participant its task of ``run.task_kind`` (the session's
+    first request queues behind it). Every reply of that kind goes to ``on_reply``; an error
+    reply (to either kind) also drops its sender from the session at once. Each stage's
+    seconds go into ``timings``.
+    """
+    r, sa_cfg, session = run.round_id, run.config, run.log
+    kinds = (run.task_kind, SECAGG)
+    broker.open(r, kinds)
+    training = run.task_kind == TRAIN
+    prefix = "secagg" if training else f"{run.task_kind}_secagg"
+    event = "stage" if training else f"{run.task_kind}_session"
+    outbox = server.start()
+    session_hex = next(iter(outbox.values())).nonce.hex()  # type: ignore[union-attr]
+    session.started(session_hex, len(sa_cfg.client_ids), sa_cfg.t)
+    gone: set[int] = set()
+    stage_started = time.perf_counter()
+    while True:
+        for cid, msg in outbox.items():
+            broker.assign(cid, SecAggTask(r), msg.to_bytes())
+        if server.finished or run.stopped():
+            break
+        delivery = broker.next_reply(r, kinds, timeout=0.05)
+        if delivery is not None:
+            _accept(server, delivery, on_reply)
+        _drop_unreachable(broker, server, sa_cfg, run.silence_timeout, gone, run.emit, r)
+        stage = server.stage
+        try:
+            _abort_if_certain(server, sa_cfg)
+            outbox = server.poll()
+        except SecAggError as e:
+            broker.mark_dropped(server.dropped)
+            session.finished(
+                session_hex, False, {k: v.name for k, v in server.dropped.items()}, str(e)
+            )
+            raise RoundFailed(f"secure aggregation aborted: {e}") from e
+        if outbox and stage is not None:
+            timings[f"{prefix}_{stage.name.lower()}"] = time.perf_counter() - stage_started
+            stage_started = time.perf_counter()
+            run.emit(
+                {
+                    "event": event,
+                    "round": r,
+                    "stage": server.stage.name.lower() if server.stage else "done",
+                    "survivors": len(sa_cfg.client_ids) - len(server.dropped),
+                }
+            )
+    if run.stopped() and not server.finished:
+        server.abort("coordinator stopping")
+        raise RoundFailed("coordinator stopping")
+    if server.stage is None and not server.finished:
+        raise RoundFailed(f"secure aggregation aborted: {server.aborted}")
+    timings[f"{prefix}_unmasking"] = time.perf_counter() - stage_started
+    result = server.result
+    broker.mark_dropped(result.dropped)
+    session.finished(session_hex, True, {k: v.name for k, v in result.dropped.items()}, None)
+    return result
 
 
 def _drop_unreachable(
@@ -224,22 +279,11 @@ def _abort_if_certain(server: ServerProtocol, sa_cfg: SecAggConfig) -> None:
         raise SecAggError(f"{reason}; the round aborted and revealed nothing")
 
 
-def _accept(server: ServerProtocol, d: Delivery, out: SecureSum) -> None:
-    """One reply of the stage: training figures, a secure-aggregation message, or an error."""
+def _accept(server: ServerProtocol, d: Delivery, on_reply: Callable[[Delivery], None]) -> None:
+    """One reply of the session's stage: a secure-aggregation message, an error (its sender
+    leaves the session), or the stage's own reply (``on_reply``)."""
     reply = d.reply
-    if isinstance(reply, ErrorReply):
-        log.warning("device %s reported an error in %s: %s", d.device_id, d.task.kind, reply.error)
-        if server.stage is not None:
-            server.drop(d.device_id)
-    elif isinstance(reply, TrainReply):
-        if np.isfinite(reply.loss):
-            out.losses.append(reply.loss)
-        # A device's word, used for the timing report only; nonsense is ignored.
-        if 0 <= reply.train_seconds < 86400:
-            out.train_seconds.append(reply.train_seconds)
-        if reply.trainer is not None:
-            out.trainers[d.device_id] = reply.trainer[:32]
-    elif isinstance(reply, SecAggReply):
+    if isinstance(reply, SecAggReply):
         try:
             _check_sender(d.device_id, reply.message)
             server.receive(reply.message)
@@ -249,6 +293,25 @@ def _accept(server: ServerProtocol, d: Delivery, out: SecureSum) -> None:
                 server.drop(d.device_id)
         except SecAggError as e:
             log.warning("device %s: secure-aggregation message rejected: %s", d.device_id, e)
+        return
+    if isinstance(reply, ErrorReply):
+        log.warning("device %s reported an error in %s: %s", d.device_id, d.task.kind, reply.error)
+        if server.stage is not None:  # an id outside the session is ignored
+            server.drop(d.device_id)
+    on_reply(d)
+
+
+def _train_reply(d: Delivery, out: SecureSum) -> None:
+    """A training reply's figures (a device's word, for the timing report only)."""
+    reply = d.reply
+    if isinstance(reply, TrainReply):
+        if np.isfinite(reply.loss):
+            out.losses.append(reply.loss)
+        # Nonsense is ignored.
+        if 0 <= reply.train_seconds < 86400:
+            out.train_seconds.append(reply.train_seconds)
+        if reply.trainer is not None:
+            out.trainers[d.device_id] = reply.trainer[:32]
 
 
 class _ImpersonationError(SecAggError):

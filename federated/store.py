@@ -45,7 +45,7 @@ from federated.store_files import (
 )
 from model.manifest import write_atomic
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
@@ -107,6 +107,17 @@ CREATE TABLE IF NOT EXISTS deployments (
     reason TEXT NOT NULL
 );
 """
+# Schema 3 (issue 22): a version's fleet quality, the secure-aggregation sum of its evaluators'
+# confusion counts; only the fleet total, never one device's counts (devices >= 2).
+_FLEET_QUALITY = """
+CREATE TABLE IF NOT EXISTS fleet_quality (
+    version INTEGER PRIMARY KEY REFERENCES model_versions(version),
+    round_id INTEGER NOT NULL REFERENCES rounds(id),
+    at REAL NOT NULL,
+    devices INTEGER NOT NULL CHECK (devices >= 2),
+    languages TEXT NOT NULL,
+    counts TEXT NOT NULL
+)"""
 _TABLES = (
     "meta",
     "devices",
@@ -187,6 +198,8 @@ _MIGRATE_1_TO_2 = (
     "CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key)",
     "UPDATE meta SET value='2' WHERE key='schema'",
 )
+# Schema 2 -> 3: the fleet quality table, nothing else changes.
+_MIGRATE_2_TO_3 = (_FLEET_QUALITY, "UPDATE meta SET value='3' WHERE key='schema'")
 
 
 def _device(row: tuple) -> Device:
@@ -227,8 +240,11 @@ class Store:
                 check_tables(self._db, self.path, _TABLES)
                 row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is not None and row[0] == "1":
-                    self._migrate_1_to_2()
+                    self._migrate(_MIGRATE_1_TO_2)
                     row = ("2",)
+                if row is not None and row[0] == "2":
+                    self._migrate(_MIGRATE_2_TO_3)
+                    row = ("3",)
             if exists and (row is None or row[0] != str(SCHEMA_VERSION)):
                 raise StoreError(
                     f"{self.path} has schema {row[0] if row else 'none'}, this pifed uses "
@@ -239,7 +255,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             if not exists:
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(_SCHEMA + _FLEET_QUALITY + ";")
                 self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             create_private_dir(self.blob_dir)
             secure_store_files(self.path, self.blob_dir)
@@ -255,12 +271,13 @@ class Store:
             self._close_quietly()
             raise
 
-    def _migrate_1_to_2(self) -> None:
-        """Add the identity columns to a schema-1 fleet (one transaction). Its devices have no
-        certificate: each is refused until enrolled again with its Pi's public key."""
+    def _migrate(self, statements: tuple[str, ...]) -> None:
+        """Bring an older fleet one schema up (one transaction). 1 -> 2 adds the identity
+        columns: a schema-1 fleet's devices have no certificate, so each is refused until
+        enrolled again with its Pi's public key. 2 -> 3 adds the fleet quality table."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _MIGRATE_1_TO_2:
+            for statement in statements:
                 self._db.execute(statement)
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -729,4 +746,36 @@ class Store:
             db.execute(
                 "INSERT OR REPLACE INTO device_metrics VALUES (?, ?, ?, ?)",
                 (round_id, device_id, version, json.dumps(metrics, sort_keys=True)),
+            )
+
+    def add_fleet_quality(
+        self,
+        version: int,
+        round_id: int,
+        languages: tuple[str, ...],
+        counts: list[list[int]],
+        devices: int,
+    ) -> None:
+        """A version's fleet quality: the secure-aggregation sum of ``devices`` evaluators'
+        confusion counts (``counts[true][predicted]``, in ``languages`` order). Never one
+        device's counts: fewer than 2 devices is refused (``StoreError``)."""
+        n = len(languages)
+        if devices < 2:
+            raise StoreError(
+                f"a fleet quality summed over {devices} device(s) is one Pi's label mix; only "
+                "a secure-aggregation sum of 2 or more devices is stored"
+            )
+        if len(counts) != n or any(len(row) != n for row in counts):
+            raise StoreError(f"fleet quality counts must be {n} x {n} for {n} languages")
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO fleet_quality VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    version,
+                    round_id,
+                    self._clock(),
+                    devices,
+                    json.dumps(list(languages)),
+                    json.dumps([[int(c) for c in row] for row in counts]),
+                ),
             )

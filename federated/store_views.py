@@ -327,3 +327,70 @@ class FleetViews:
         """What a rollback may return to."""
         rows = self._rows("SELECT version FROM model_versions WHERE status='promoted' ORDER BY 1")
         return [int(r["version"]) for r in rows]
+
+    # -- quality (issue 22) --------------------------------------------------------------------
+    def quality(self, version: int | None = None) -> dict[str, Any]:
+        """The fleet quality of ``version`` (default: the deployed one): the secure-aggregation
+        sum of its evaluators' confusion counts, per-language recall and the confusions, most
+        frequent first. Only fleet totals exist in the store; ``available`` is False when the
+        version has none (its quality session did not complete, or the file predates it)."""
+        deployed = self.deployed_version()
+        chosen = deployed if version is None else version
+        out: dict[str, Any] = {
+            "version": chosen,
+            "deployed": chosen is not None and chosen == deployed,
+            "available": False,
+            "versions_with_quality": self._quality_versions(),
+        }
+        rows = self._quality_rows(chosen)
+        if not rows:
+            return out
+        row = rows[0]
+        languages = json.loads(row["languages"])
+        counts = json.loads(row["counts"])
+        support = [sum(r) for r in counts]
+        recall = {
+            lang: (counts[i][i] / support[i] if support[i] else None)
+            for i, lang in enumerate(languages)
+        }
+        present = [r for r in recall.values() if r is not None]
+        total = sum(support)
+        confusions = sorted(
+            (
+                {"true": languages[i], "predicted": languages[j], "count": counts[i][j]}
+                for i in range(len(languages))
+                for j in range(len(languages))
+                if i != j and counts[i][j] > 0
+            ),
+            key=lambda c: (-c["count"], c["true"], c["predicted"]),
+        )
+        out.update(
+            available=True,
+            round=row["round_id"],
+            at=row["at"],
+            devices=row["devices"],
+            languages=languages,
+            counts=counts,
+            support=dict(zip(languages, support, strict=True)),
+            recall=recall,
+            names=total,
+            accuracy=(sum(counts[i][i] for i in range(len(languages))) / total) if total else None,
+            balanced_accuracy=(sum(present) / len(present)) if present else None,
+            confusions=confusions,
+        )
+        return out
+
+    def _quality_rows(self, version: int | None) -> list[sqlite3.Row]:
+        if version is None:
+            return []
+        try:
+            return self._rows("SELECT * FROM fleet_quality WHERE version=?", (version,))
+        except sqlite3.OperationalError:  # a schema-2 file, read without migrating it
+            return []
+
+    def _quality_versions(self) -> list[int]:
+        try:
+            rows = self._rows("SELECT version FROM fleet_quality ORDER BY version")
+        except sqlite3.OperationalError:
+            return []
+        return [int(r["version"]) for r in rows]

@@ -137,12 +137,18 @@ class FakePi:
         fail_train: bool = False,
         hook: Callable[[FakePi, object], None] | None = None,
         identity: Identity | None = None,
+        confusion: np.ndarray | None = None,
     ) -> None:
-        """``identity``: the Pi's (default: the one enrolled for ``device``)."""
+        """``identity``: the Pi's (default: the one enrolled for ``device``). ``confusion``:
+        its true x predicted counts on its held-out names (2 x 2, the fake template's two
+        languages), which it sums in the quality session as the edge does."""
         self.coord, self.device = coord, device
         self.identity = identity or load_identity(identity_dir(coord.store, device.name))
         self.update = np.full(N_PARAMS, update, np.float32)
         self.examples = examples
+        self.confusion = (
+            np.array([[8, 2], [3, 7]], np.int64) if confusion is None else np.asarray(confusion)
+        )
         self.fail_train = fail_train
         self.hook = hook
         self.deployed: int | None = None
@@ -191,9 +197,16 @@ class FakePi:
         if isinstance(task, SecAggTask):
             return self.member.answer(payload)
         if isinstance(task, EvaluateTask):
+            if task.quality is not None:  # as the edge's _join_quality: a failure stays out
+                try:
+                    self.member.join_quality(task, self.confusion)
+                except (SecAggError, ValueError) as e:
+                    self.errors.append(f"quality: {e}")
+            n = int(self.confusion.sum())
+            acc = float(np.trace(self.confusion)) / n
             return EvaluateReply(
                 task.version,
-                {"n": 20, "accuracy": 0.8, "balanced_accuracy": 0.6, "macro_f1": 0.5},
+                {"n": n, "accuracy": acc, "balanced_accuracy": 0.6, "macro_f1": 0.5},
             )
         assert isinstance(task, DeployTask)
         self.deployed = task.version

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from edge.device_identity import IdentityError, parse_certificate, parse_public_key
 from federated.dashboard.actions import ActionRefused, FleetActions
 from federated.dashboard.auth import SESSION_COOKIE, BadCsrf, NotSignedIn, OperatorAuth
-from federated.dashboard.charts import Series, line_chart
+from federated.dashboard.charts import Series, heatmap, line_chart
 from federated.dashboard.data import FleetData
 
 HERE = Path(__file__).parent
@@ -158,7 +158,26 @@ def build_app(
             chart=chart,
         )
 
+    def _quality(request: Request) -> dict[str, Any] | None:
+        raw = request.query_params.get("version")
+        if raw is not None and (not raw.isdigit() or len(raw) > 9):
+            return None
+        return data.views.quality(int(raw) if raw is not None else None)
+
+    def quality_page(request: Request) -> Response:
+        q = _quality(request)
+        if q is None:
+            return page(request, "result.html", status=400, ok=False, message="bad version")
+        chart = heatmap(q.get("languages", []), q.get("counts", []))
+        return page(request, "quality.html", q=q, chart=chart)
+
     # -- api -----------------------------------------------------------------------------------
+    def api_quality(request: Request) -> Response:
+        q = _quality(request)
+        if q is None:
+            return JSONResponse({"error": "version must be a whole number"}, 400)
+        return JSONResponse(q)
+
     def api_fleet(request: Request) -> Response:
         return JSONResponse(data.fleet())
 
@@ -198,12 +217,14 @@ def build_app(
         Route("/rounds", rounds_page),
         Route("/rounds/table", rounds_table),
         Route("/versions", versions_page),
+        Route("/quality", quality_page),
         Route("/api/fleet", api_fleet),
         Route("/api/devices", api_devices),
         Route("/api/rounds", api_rounds),
         Route("/api/rounds/live", api_live),
         Route("/api/rounds/{round_id:int}", api_round),
         Route("/api/versions", api_versions),
+        Route("/api/quality", api_quality),
         Route("/api/{rest:path}", api_missing),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

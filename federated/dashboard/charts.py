@@ -71,3 +71,44 @@ def line_chart(series: Sequence[Series], marks: Sequence[float] = (), x_label: s
         f"{lo:g}-{hi:g}</text>"
     )
     return "".join([*out, "</svg>"])
+
+
+def heatmap(labels: Sequence[str], counts: Sequence[Sequence[int]]) -> str:
+    """An SVG confusion matrix: row = true language, column = predicted; each cell shaded by
+    its share of the row (the row's recall on the diagonal) and titled with its count."""
+    n = len(labels)
+    if n == 0:
+        return (
+            f'<svg class="chart heatmap" viewBox="0 0 {WIDTH} 60" role="img" '
+            'xmlns="http://www.w3.org/2000/svg" aria-label="confusions">'
+            f'<text x="{WIDTH / 2}" y="30" text-anchor="middle">no data yet</text></svg>'
+        )
+    cell, left, top = max(12, min(28, 560 // n)), 96, 96
+    size_w, size_h = left + n * cell + 8, top + n * cell + 8
+    out = [
+        f'<svg class="chart heatmap" viewBox="0 0 {size_w} {size_h}" role="img" '
+        'xmlns="http://www.w3.org/2000/svg" aria-label="confusion matrix">'
+    ]
+    for j, lab in enumerate(labels):
+        x = left + j * cell + cell / 2
+        out.append(
+            f'<text x="{x:.1f}" y="{top - 6}" transform="rotate(-60 {x:.1f} {top - 6})">'
+            f"{escape(lab)}</text>"
+        )
+    for i, lab in enumerate(labels):
+        row = counts[i]
+        total = sum(row) or 1
+        y = top + i * cell
+        out.append(
+            f'<text x="{left - 6}" y="{y + cell * 0.7:.1f}" text-anchor="end">{escape(lab)}</text>'
+        )
+        for j, c in enumerate(row):
+            share = c / total
+            colour = "37,99,235" if i == j else "217,119,6"
+            out.append(
+                f'<rect x="{left + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="rgba({colour},{0.08 + 0.92 * share:.3f})" class="cell">'
+                f"<title>{escape(lab)} as {escape(labels[j])}: {int(c)} ({share:.1%})</title>"
+                "</rect>"
+            )
+    return "".join([*out, "</svg>"])

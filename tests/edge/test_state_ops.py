@@ -180,7 +180,9 @@ def test_fifty_rounds_of_evaluate_and_deploy_keep_the_state_folder_flat(
 ) -> None:
     monkeypatch.setattr(fleet_client, "Classifier", FakeClassifier)
     monkeypatch.setattr(
-        fleet_client, "evaluate_names", lambda *a: dict.fromkeys(DEVICE_REPORT_FIELDS, 1)
+        fleet_client,
+        "evaluate_with_confusion",
+        lambda *a: (dict.fromkeys(DEVICE_REPORT_FIELDS, 1), np.zeros((2, 2), np.int64)),
     )
     pi = client(tmp_path, data_dir, [])
     channel: Any = FakeChannel()

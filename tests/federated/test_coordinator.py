@@ -26,6 +26,7 @@ from fleet_fakes import (  # tests/ on sys.path
 from edge.tasks import (
     DEPLOY,
     EVALUATE,
+    SECAGG,
     DeployReply,
     DeployTask,
     EvaluateReply,
@@ -57,7 +58,10 @@ def test_a_round_runs_through_broker_and_runner_to_a_deployment(fleet_dir: Path)
     assert store.deployed().version == summary["version"]
     assert [p.deployed for p in pis] == [summary["version"]] * 3
     for p in pis:
-        assert p.seen[0] == "train" and p.seen[-2:] == [EVALUATE, DEPLOY]
+        # Training's session, then the evaluate stage's quality session (issue 22), then deploy.
+        after = p.seen[p.seen.index(EVALUATE) :]
+        assert p.seen[0] == "train" and after[-1] == DEPLOY and after.count(EVALUATE) == 1
+        assert set(after[1:-1]) == {SECAGG} and len(after[1:-1]) == p.seen.count(SECAGG) // 2
     rounds = store.rounds()
     assert rounds[-1]["status"] == "completed"
     store.close()

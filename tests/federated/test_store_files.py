@@ -98,7 +98,7 @@ def _wrong_schema(path: Path) -> None:
     [
         (lambda p: p.write_bytes(b"not sqlite at all " * 64), "is not a pifed database"),
         (_foreign_sqlite, "is an SQLite database but not a pifed one"),
-        (_wrong_schema, "has schema 99, this pifed uses 2"),
+        (_wrong_schema, "has schema 99, this pifed uses 3"),
     ],
 )
 @pytest.mark.parametrize("command", ["devices", "models", "enroll", "server"])

@@ -125,14 +125,18 @@ def test_results_record_the_platform_and_the_model(bench_all: tuple[Path, dict, 
 @pytest.mark.slow
 def test_every_target_is_a_ratio_with_met_or_missed(bench_all: tuple[Path, dict, str]) -> None:
     _, res, stdout = bench_all
-    keys = {t["key"] for t in res["targets"]}
-    assert keys == {
+    measured = [t for t in res["targets"] if t["status"] != "not measured"]
+    assert {t["key"] for t in measured} == {
         "int8_latency_vs_keras_eager",
         "edge_rss_vs_tensorflow",
         "edge_install_vs_full",
         "tflite_step_vs_keras",
     }
-    for t in res["targets"]:
+    # The coordinator suite did not run here (tests/integration/test_bench_coordinator.py runs
+    # it): its targets say so instead of carrying a figure.
+    rest = [t for t in res["targets"] if t not in measured]
+    assert rest and all(t["suite"] == "coordinator" and t["met"] is None for t in rest), rest
+    for t in measured:
         assert _positive(t["ratio"]) and isinstance(t["met"], bool), t
         assert t["status"] == ("met" if t["met"] else "missed")
         assert t["claim"] in stdout  # printed with met/missed, not only written

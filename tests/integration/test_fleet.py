@@ -136,9 +136,16 @@ def test_a_round_trains_aggregates_evaluates_promotes_and_deploys(fleet_factory)
             lambda e: e.get("event") == "deploy" and e.get("deployed") == deployed.version
         )
         assert (edge.state / "current").resolve().name == f"v{deployed.version}"
-        kinds = [e["event"] for e in edge.events()]
-        # every stage of the actively secure protocol, consistency check included
-        assert kinds.count("secagg") == len(Stage) and "train" in kinds and "evaluate" in kinds
+        events = edge.events()
+        kinds = [e["event"] for e in events]
+        assert "train" in kinds and "evaluate" in kinds
+        # Training's session, then the evaluate stage's quality session: every stage of the
+        # actively secure protocol (consistency check included), twice.
+        stages = [e.get("stage") for e in events if e["event"] == "secagg"]
+        half = len(stages) // 2
+        assert half == len(Stage) and stages[:half] == stages[half:], stages
+        first_quality = [i for i, k in enumerate(kinds) if k == "secagg"][half]
+        assert kinds.index("evaluate") < first_quality
     assert [r["status"] for r in store.rounds()] == ["completed"]
 
 
@@ -323,10 +330,11 @@ def test_coordinator_kill_9_mid_round_keeps_history_and_reruns_with_fresh_keys(
         for i, t in enumerate(tokens)
     ]
     try:
-        # Round 1 completes, then kill -9 during round 2's secure aggregation.
+        # Round 1 completes, then kill -9 during round 2's secure aggregation (the third
+        # ShareKeys: round 1's training and quality sessions come first).
         edges[0].wait_for(lambda e: e.get("event") == "deploy", timeout=240)
         edges[0].wait_for(
-            lambda e: sum(x.get("stage") == "ShareKeysRequest" for x in edges[0].events()) >= 2,
+            lambda e: sum(x.get("stage") == "ShareKeysRequest" for x in edges[0].events()) >= 3,
             timeout=240,
         )
         coordinator.send_signal(signal.SIGKILL)

@@ -186,6 +186,8 @@ class _NoTensorFlow:
 
 def test_without_tensorflow_int8_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "meta_path", [_NoTensorFlow(), *sys.meta_path])
+    # In the full run another test has imported TensorFlow already: hide it too.
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     exporter = CandidateExporter(_manifest())
     with pytest.raises(ExportError, match=r"--deploy-kind dynamic.*\.\[full\]"):
         exporter.export(np.zeros(2, np.float32), 1, ("float", "int8"))
