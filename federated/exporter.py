@@ -4,7 +4,7 @@ Two ways, one interface (:class:`CandidateExporter`):
 
 - **Template map** (no TensorFlow): a model folder made with TensorFlow carries
   ``tflite_map.npz``, a verified map from the flat weights to the float and dynamic files'
-  bytes (model/template_map.py); each round's files are written with numpy alone
+  bytes (federated/template_map.py); each round's files are written with numpy alone
   (model/tflite_template.py), byte-identical to the converter's.
 - **Converter** (TensorFlow): the Keras model is rebuilt from the manifest's config, loaded with
   the FedAvg weights and exported with the same builtins-only converter as ``pifed train``. int8
@@ -73,7 +73,7 @@ def init_model(
 def with_template_map(model_dir: str | Path, model: Any = None) -> ModelManifest | None:
     """Add the verified template map to a model folder (TensorFlow); None, with a warning
     saying the coordinator keeps the converter, when this architecture cannot be mapped."""
-    from model.template_map import add_template_map
+    from federated.template_map import add_template_map
 
     try:
         return add_template_map(model_dir, model)
@@ -120,7 +120,7 @@ class TemplateWriter:
         if tmap.num_params != template.num_params:
             raise TemplateMapError(
                 f"the template map is for {tmap.num_params} weights, the manifest has "
-                f"{template.num_params}; re-derive it (python -m model.template_map DIR)"
+                f"{template.num_params}; re-derive it (python -m federated.template_map DIR)"
             )
         self.template = template
         self.map = tmap
@@ -131,7 +131,7 @@ class TemplateWriter:
         TemplateMapError (or ManifestError) saying why not."""
         if MAP_KIND not in template.artifacts:
             raise TemplateMapError(
-                f"{model_dir} has no {MAP_FILE}: add one with `python -m model.template_map "
+                f"{model_dir} has no {MAP_FILE}: add one with `python -m federated.template_map "
                 f"{model_dir}` on a machine with TensorFlow (a first `pifed server` start "
                 "makes one)"
             )
@@ -159,7 +159,7 @@ class _Converter:
                 "this coordinator has no TensorFlow, and its model folder has no verified "
                 "template map for float/dynamic candidates, and int8 candidates always need the "
                 "converter's calibration. Fix: deploy float or dynamic (`--deploy-kind dynamic`) "
-                "from a folder with tflite_map.npz (`python -m model.template_map DIR` on a "
+                "from a folder with tflite_map.npz (`python -m federated.template_map DIR` on a "
                 'machine with TensorFlow), or install the full set (`pip install ".[full]"`)'
             ) from e
         from model.gru import build_classifier

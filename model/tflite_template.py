@@ -3,8 +3,8 @@
 A federated round changes only numbers: the float file's weight buffers and, in the
 dynamic-range file, the int8 weight buffers and their scales. Sizes never change, so a round's
 file is the template's bytes with those slots overwritten. Where each slot's values come from is
-a :class:`TemplateMap` (derived and verified with TensorFlow by ``model/template_map.py`` when the
-template is made, stored beside it as ``tflite_map.npz`` and listed in its manifest).
+a :class:`TemplateMap` (derived and verified with TensorFlow by ``federated/template_map.py``
+when the template is made, stored beside it as ``tflite_map.npz`` and listed in its manifest).
 
 Reading uses the ``flatbuffers`` runtime's ``Table`` over the TFLite schema's field slots (the
 schema is stable: fields are only ever appended), so neither TensorFlow nor a generated schema
@@ -249,7 +249,7 @@ class TemplateMap:
         except (KeyError, TypeError, ValueError, OSError) as e:
             raise TemplateMapError(
                 f"{where}: malformed template map ({e!r}); re-derive it "
-                "(python -m model.template_map DIR, needs TensorFlow)"
+                "(python -m federated.template_map DIR, needs TensorFlow)"
             ) from e
         return cls(n, kinds)
 

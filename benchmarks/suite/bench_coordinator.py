@@ -3,7 +3,7 @@
     uv run python -m benchmarks.suite.bench_coordinator --run RUN --out DIR [--data DIR]
 
 The run's model (``pifed train`` default size) is copied twice: once with its template map
-(``python -m model.template_map``) and once without (the converter path, as today).
+(``python -m federated.template_map``) and once without (the converter path, as today).
 
 - **Export**: one round's candidate files (the default deploy kind, float; and float + dynamic)
   from the map's writer and from the converter, same weights, interleaved repetitions, in this

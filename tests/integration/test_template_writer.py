@@ -62,7 +62,7 @@ def test_random_weights_give_the_converters_files(
 
 
 def test_a_trained_model_gives_the_converters_files(trained_run: Path, tmp_path: Path) -> None:
-    from model.template_map import add_template_map
+    from federated.template_map import add_template_map
 
     # `pifed train` derives the map itself, and hands its Keras model back unchanged (the
     # Keras figures it reports after the map agree with the float file's).
@@ -110,7 +110,8 @@ def test_a_folder_without_a_verified_map_falls_back_to_the_converter(
     arts = {k: v for k, v in manifest.artifacts.items() if k != MAP_KIND}
     ModelManifest(**{**manifest.__dict__, "artifacts": arts}).save(bare)
     exporter = CandidateExporter(ModelManifest.load(bare), bare)
-    assert exporter.writer is None and "python -m model.template_map" in exporter.fallback_reason
+    assert exporter.writer is None
+    assert "python -m federated.template_map" in exporter.fallback_reason
     assert "TFLite converter" in caplog.text
 
     tampered = tmp_path / "tampered"

@@ -10,7 +10,7 @@ the coordinator then keeps the converter.
 
 The map is then verified end to end: written with a third, fresh set of random weights it must
 give the converter's file byte for byte, and written with the template's own weights the
-template's file. Run ``python -m model.template_map DIR`` to add a map to a model folder.
+template's file. Run ``python -m federated.template_map DIR`` to add a map to a model folder.
 """
 
 from __future__ import annotations
@@ -262,8 +262,8 @@ def add_template_map(model_dir: str | Path, model: Any | None = None) -> ModelMa
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m model.template_map DIR``: add a verified map to a model folder."""
-    p = argparse.ArgumentParser(prog="python -m model.template_map", description=__doc__)
+    """``python -m federated.template_map DIR``: add a verified map to a model folder."""
+    p = argparse.ArgumentParser(prog="python -m federated.template_map", description=__doc__)
     p.add_argument("model_dir", metavar="DIR")
     args = p.parse_args(argv)
     try:
