@@ -250,6 +250,12 @@ class FleetViews:
             current, since = "train+secagg", (sessions[-1]["started"] if sessions else r["started"])
         elif v["status"] == "candidate":
             current, since = "evaluate", v["created"]
+        elif v["status"] == "rejected":
+            # Judged and rejected, the round row not yet closed: nothing runs, no deploy.
+            return [
+                {"stage": n, "state": "skipped" if n == "deploy" else "done", "seconds": None}
+                for n in STAGES
+            ]
         else:
             current, since = "deploy", v["created"]
         out = []

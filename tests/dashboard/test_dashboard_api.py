@@ -128,6 +128,27 @@ def test_the_live_round_is_read_from_the_stage_boundary_rows(fleet_db) -> None:
     assert live["evaluated"] >= 1
 
 
+@pytest.mark.parametrize(("promote", "deploy_state"), [(True, "running"), (False, "skipped")])
+def test_the_live_round_after_the_gate(fleet_db, promote: bool, deploy_state: str) -> None:
+    """Between the gate's verdict and the round's end: a promoted version is deploying; a
+    rejected one deploys nothing, so nothing is shown running."""
+    db, _ = fleet_db
+    store = Store(db)
+    live = store.latest_version()
+    assert live is not None and live.status == "candidate"
+    store.judge_version(live.version, promote, "a verdict", {"accuracy": 0.5})
+    store.close()
+    got = _client(db).get("/api/rounds/live").json()["round"]
+    states = {s["stage"]: s["state"] for s in got["stages"]}
+    assert states == {
+        "train+secagg": "done",
+        "export": "done",
+        "evaluate": "done",
+        "gate": "done",
+        "deploy": deploy_state,
+    }
+
+
 def test_versions_match_the_store_with_curves_and_the_deployed_one(fleet_db) -> None:
     db, info = fleet_db
     body = _client(db).get("/api/versions").json()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -86,10 +87,43 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
             base = dash.url.rstrip("/")
             try:
                 # -- the rounds page follows the rounds live -------------------------------
+                # Each stage of each round is held open (in the runner's thread, at the point
+                # the store already says it is running) until the page, never reloaded, has
+                # shown it running, or 30 s pass: the page is checked against every stage,
+                # not against whichever ones happened to outlast a poll on a loaded machine.
                 driver.get(base + "/rounds")
                 driver.execute_script("window.__notReloaded = true;")
-                runner = fleet.server.run_rounds_in_background()
                 seen: list[tuple[int, str]] = []
+                shown = threading.Condition()
+                held: list[tuple[int, str]] = []
+                runner_obj = fleet.server.coordinator.runner
+
+                def hold(stage: str, rid: int) -> None:
+                    with shown:
+                        held.append((rid, stage))
+                        shown.wait_for(lambda: (rid, stage) in seen, timeout=30)
+
+                def paced(name: str, stage: str, before: bool):  # type: ignore[no-untyped-def]
+                    original = getattr(runner_obj, name)
+
+                    def wrapper(round_id, *a, **kw):  # type: ignore[no-untyped-def]
+                        if before:
+                            hold(stage, round_id)
+                        out = original(round_id, *a, **kw)
+                        if not before:
+                            hold(stage, round_id)
+                        return out
+
+                    setattr(runner_obj, name, wrapper)
+
+                # Held on entry: the store then says that stage is the one running (training:
+                # the round's row and no version; export: the sum's session completed; evaluate:
+                # a candidate; deploy: a promoted version).
+                paced("_train_and_aggregate", "train+secagg", before=True)
+                paced("_export", "export", before=True)
+                paced("_evaluate", "evaluate", before=True)
+                paced("_deploy", "deploy", before=True)
+                runner = fleet.server.run_rounds_in_background()
 
                 def live() -> tuple[int, dict[str, str]]:
                     # Read in one script: the page re-renders the panel every half second.
@@ -105,22 +139,26 @@ def test_dashboard_on_a_live_fleet(tmp_path: Path, fleet_model: Path, certs: Pat
                     for stage, state in states.items():
                         item = (rid, stage)
                         if state == "running" and item not in seen:
-                            seen.append(item)
-                            if shots and item[0] >= 2:  # the newest live stage seen wins
+                            with shown:
+                                seen.append(item)
+                                shown.notify_all()
+                            if shots and item == (2, "evaluate"):
                                 driver.save_screenshot(str(shots / "dashboard-rounds.png"))
                     time.sleep(0.1)
                 runner.join()
                 store = fleet.server.store
                 assert store.completed_rounds() == 3, store.rounds()
                 assert driver.execute_script("return window.__notReloaded === true;")
-                # Round 3 seen live in training (it lasts over several half-second polls; the
-                # stages after it may each be too quick to catch), and then, below, the same
-                # page, never reloaded, shows it completed: the round advanced on screen.
-                assert (3, "train+secagg") in seen, seen
-                # Whatever was seen running came in the runner's order, round by round.
-                order = ["train+secagg", "export", "evaluate", "deploy"]
-                by_round = {r: [st for rid, st in seen if rid == r] for r, _ in seen}
-                assert all(st == sorted(st, key=order.index) for st in by_round.values()), seen
+                # Every stage the runner entered was shown running, in the runner's order.
+                assert held, "the runner entered no stage"
+                assert seen == held, (seen, held)
+                promoted_rounds = {
+                    v.round_id for v in map(store.version, store.promoted_versions()) if v.round_id
+                }
+                for rid in (1, 2, 3):
+                    want = ["train+secagg", "export", "evaluate"]
+                    want += ["deploy"] if rid in promoted_rounds else []
+                    assert [st for r, st in seen if r == rid] == want, (rid, seen)
                 # The finished rounds replaced the table in place: all three, completed.
                 _wait(
                     lambda: len(driver.find_elements(By.CSS_SELECTOR, "#rounds tr.completed")) == 3,
