@@ -33,7 +33,7 @@ from edge.tasks import EVALUATE, SECAGG, ErrorReply, EvaluateReply, EvaluateTask
 from federated.broker import Delivery, TaskBroker
 from federated.fleet_config import FleetConfig
 from federated.gate import GateError, aggregate_device_metrics
-from federated.secagg_server import AggregateResult
+from federated.secagg_result import AggregateResult
 from federated.secure_round import RoundFailed, SessionRun, _new_server, drive_session
 from federated.store import ModelVersion, Store
 from model.metrics import DEVICE_REPORT_FIELDS

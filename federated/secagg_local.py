@@ -39,7 +39,8 @@ from edge.secagg import (
     decode_message,
 )
 from edge.secagg.identity import Identity, SigningKey, issue_certificate
-from federated.secagg_server import AggregateResult, ServerProtocol
+from federated.secagg_result import AggregateResult
+from federated.secagg_server import ServerProtocol
 
 __all__ = ["LATE", "LocalRound", "ManualClock", "TestAuthority", "seeded_parties"]
 

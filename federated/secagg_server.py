@@ -21,66 +21,47 @@ clock) passes; clients that have not replied by then are dropped. In the activel
 authority and every signature, so a bad client is dropped and named at once, and it runs the
 ConsistencyCheck round between masked-input collection and unmasking.
 
-Robustness. Every share a client deals carries the dealer's commitment, which its recipient
-checks on opening; at unmasking the server checks every revealed share against it, so a bad
-share is pinned on the responder that sent it (dropped, named in ``culprits``) and the round
-finishes with the other responders when at least ``t`` good ones remain. A client that cannot
-open a peer's shares accuses it in its MaskedInputReply: the accused is excluded (named in
-``culprits``), unless its accuser accused more than ``c`` peers -- more than the colluders the
-config assumes -- in which case the accuser is excluded instead. Fewer than ``t`` clients left
-at any stage aborts the round with :class:`TooFewSurvivors` before anything is revealed. A
-coordinator restart is a new ``ServerProtocol``: a fresh nonce, so a fresh session with fresh
-client keys; nothing of the old session verifies in it.
+Robustness. A reply that fails its stage's check (:mod:`federated.secagg_reply_checks`) drops
+its sender and names it in ``culprits``; at unmasking that is a revealed share that does not
+match its dealer's commitment, so the round finishes with the other responders when at least
+``t`` good ones remain. A client that cannot open a peer's shares accuses it; the accusations
+are settled by :mod:`federated.secagg_accusations`. :mod:`federated.secagg_unmask` rebuilds the
+secrets and strips the masks, :mod:`federated.secagg_result` decodes the sum. Fewer than ``t``
+clients left at any stage aborts the round with :class:`TooFewSurvivors` before anything is
+revealed. A coordinator restart is a new ``ServerProtocol``: a fresh nonce, so a fresh session
+with fresh client keys; nothing of the old session verifies in it.
 
 The server only ever holds masked vectors, the sum, the self-mask seeds ``b_u`` of survivors
 and the masking keys ``s_u^SK`` of clients that dropped before submitting -- never both secrets
 of one client, which is what keeps each individual update hidden.
-
-Why one file of over 400 lines: the server's stages share the session's state (who is
-expected, who dropped at which stage, the running masked sum) and its invariants; it is read
-top to bottom against Fig. 4 of the paper, as the client's half is.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 import numpy as np
 
-from edge.secagg.aead import TAG_SIZE
-from edge.secagg.client import SHARE_PLAINTEXT_SIZE
 from edge.secagg.config import SecAggConfig
 from edge.secagg.errors import (
-    BadSignature,
-    CertificateError,
     ConfigError,
-    DTypeError,
-    DuplicatePublicKey,
-    MalformedMessage,
     ReplayError,
     RoundAborted,
     SecAggError,
-    SessionMismatch,
-    ShapeError,
-    ShareVerificationError,
     StageError,
     StageTimeout,
     TooFewSurvivors,
     UnknownClient,
-    ValueOutOfRange,
 )
-from edge.secagg.identity import DeviceCertificate, VerifyingKey, verify_certificate
-from edge.secagg.keys import X25519KeyPair, validate_public_key
-from edge.secagg.masking import add_prg, reduce_mod, unmask_dropped
+from edge.secagg.identity import VerifyingKey
 from edge.secagg.messages import (
     AdvertiseKeysReply,
     AdvertiseKeysRequest,
     ClientMessage,
     ConsistencyCheckReply,
     ConsistencyCheckRequest,
-    EncryptedShare,
     MaskedInputReply,
     MaskedInputRequest,
     ServerMessage,
@@ -88,65 +69,24 @@ from edge.secagg.messages import (
     ShareKeysRequest,
     UnmaskReply,
     UnmaskRequest,
-    decode_message,
 )
-from edge.secagg.quantize import dequantise
 from edge.secagg.randomness import Clock, RandomSource, system_random
-from edge.secagg.session import (
-    NONCE_SIZE,
-    SHARE_OF_KEY,
-    SHARE_OF_SEED,
-    advertise_statement,
-    consistency_statement,
-    self_mask_commitment,
-    session_id,
-    share_commitment,
-)
-from edge.secagg.shamir import ShareCombiner
+from edge.secagg.session import NONCE_SIZE, session_id
 from edge.secagg.stages import Stage
-
-__all__ = ["AggregateResult", "ServerProtocol"]
-
-_REPLY_TYPES: dict[Stage, type] = {
-    Stage.ADVERTISE_KEYS: AdvertiseKeysReply,
-    Stage.SHARE_KEYS: ShareKeysReply,
-    Stage.MASKED_INPUT_COLLECTION: MaskedInputReply,
-    Stage.CONSISTENCY_CHECK: ConsistencyCheckReply,
-    Stage.UNMASKING: UnmaskReply,
-}
-_CLIENT_TYPES = (
-    AdvertiseKeysReply,
-    ShareKeysReply,
-    MaskedInputReply,
-    ConsistencyCheckReply,
-    UnmaskReply,
+from federated.secagg_accusations import settle_accusations
+from federated.secagg_reply_checks import (
+    check_advertised_keys,
+    check_consistency,
+    check_masked_input,
+    check_reply_type,
+    check_session,
+    check_share_set,
+    check_unmask_reply,
 )
+from federated.secagg_result import AggregateResult, decode_aggregate
+from federated.secagg_unmask import unmask_sum
 
-
-@dataclass(frozen=True, eq=False)
-class AggregateResult:
-    """What the server learns: the survivors' weighted sum, their weight sum, and who took part.
-
-    ``weighted_sum[i]`` approximates sum over survivors of ``w_u * clip(x_u[i])`` to within
-    ``len(survivors) * config.quantisation.error_bound`` per coordinate; ``ring_sum`` is the exact
-    sum of the quantised words mod ``2^k``. ``culprits`` names the clients excluded for
-    misbehaviour (a bad signature, shares that do not open, a bad share at unmasking, ...) with
-    the reason; each of them is in ``dropped`` too.
-    """
-
-    weighted_sum: tuple[np.ndarray, ...]
-    weight_sum: int
-    clip_count: int
-    survivors: tuple[int, ...]
-    dropped: Mapping[int, Stage]
-    ring_sum: np.ndarray
-    culprits: Mapping[int, str] = field(default_factory=dict)
-
-    def mean(self) -> tuple[np.ndarray, ...]:
-        """Weighted FedAvg mean: weighted_sum / weight_sum."""
-        if self.weight_sum <= 0:
-            raise ValueOutOfRange("weight sum is 0; no examples were aggregated")
-        return tuple(vec / self.weight_sum for vec in self.weighted_sum)
+__all__ = ["ServerProtocol"]
 
 
 class ServerProtocol:
@@ -197,7 +137,8 @@ class ServerProtocol:
         self._share_replies: dict[int, ShareKeysReply] = {}
         self._masked: dict[int, np.ndarray] = {}
         self._accusations: dict[int, tuple[int, ...]] = {}
-        self._accusers: dict[int, set[int]] = {}  # accused -> survivors that masked without it
+        # accused -> the survivors that masked without it
+        self._accusers: Mapping[int, set[int]] = {}
         self._alive: tuple[int, ...] = ()
         self._acc: np.ndarray = np.zeros(0, dtype=config.quantisation.dtype)
         self._consistency: dict[int, bytes] = {}
@@ -300,22 +241,9 @@ class ServerProtocol:
         the round and names it in ``culprits``; the other clients are unaffected.
         """
         self._check_live()
-        decoded = (
-            decode_message(bytes(message))
-            if isinstance(message, bytes | bytearray | memoryview)
-            else message
-        )
         stage = self._stage
         assert stage is not None
-        expected_type = _REPLY_TYPES[stage]
-        if not isinstance(decoded, _CLIENT_TYPES):
-            raise StageError(f"got {type(decoded).__name__}, which clients never send")
-        msg: ClientMessage = decoded
-        if type(msg) is not expected_type:
-            raise StageError(
-                f"got {type(msg).__name__} while collecting {expected_type.__name__} "
-                f"({stage.name}); out-of-order messages are rejected"
-            )
+        msg = check_reply_type(message, stage)
         cid = msg.client_id
         if sender is not None and cid != sender:
             raise UnknownClient(
@@ -328,7 +256,7 @@ class ServerProtocol:
             raise StageTimeout(
                 f"{stage.name} closed at its deadline; the reply of client {cid} came too late"
             )
-        self._check_session(msg)
+        check_session(msg, self._nonce, self._session_id)
         if cid in self._received:
             raise ReplayError(f"client {cid} already replied in {stage.name}; replay ignored")
         if cid not in self._expected:
@@ -388,158 +316,33 @@ class ServerProtocol:
         self._received = set()
         self._deadline = self._clock() + self._config.timeouts.for_stage(stage)
 
-    def _check_session(self, msg: ClientMessage) -> None:
-        if isinstance(msg, AdvertiseKeysReply):
-            if msg.nonce != self._nonce:
-                raise SessionMismatch(
-                    f"client {msg.client_id} answered another round nonce; stale or replayed "
-                    "from an earlier session"
-                )
-        elif msg.session_id != self._session_id:
-            raise SessionMismatch(
-                f"client {msg.client_id} sent a message of another session; stale or replayed"
-            )
-
     def _accept(self, msg: ClientMessage) -> None:
+        cid = msg.client_id
         if isinstance(msg, AdvertiseKeysReply):
-            self._accept_keys(msg)
+            signer = check_advertised_keys(
+                msg, self._config.digest, self._nonce, self._keys, self._authority
+            )
+            if signer is not None:
+                self._signed[cid] = (msg.certificate, msg.signature)
+                self._signers[cid] = signer
+            self._keys[cid] = (msg.c_public, msg.s_public)
         elif isinstance(msg, ShareKeysReply):
-            self._accept_shares(msg)
+            check_share_set(msg, self._holders)
+            self._share_replies[cid] = msg
         elif isinstance(msg, MaskedInputReply):
-            self._accept_masked(msg)
+            peers = set(self._share_replies) - {cid}
+            # Summed when the stage closes: an accused client's vector must stay out of the sum.
+            self._masked[cid] = check_masked_input(msg, self._config.quantisation, peers)
+            self._accusations[cid] = tuple(msg.accused)
         elif isinstance(msg, ConsistencyCheckReply):
-            self._accept_consistency(msg)
+            check_consistency(msg, self._signers[cid], self._session_id, self._alive)
+            self._consistency[cid] = msg.signature
         else:
             assert isinstance(msg, UnmaskReply)
-            self._accept_unmask(msg)
-
-    def _accept_keys(self, msg: AdvertiseKeysReply) -> None:
-        validate_public_key(msg.c_public)
-        validate_public_key(msg.s_public)
-        if msg.c_public == msg.s_public:
-            raise DuplicatePublicKey(
-                f"client {msg.client_id} advertised the same key as c and s; it must generate "
-                "two independent key pairs"
-            )
-        for other, (c_pk, s_pk) in self._keys.items():
-            if {msg.c_public, msg.s_public} & {c_pk, s_pk}:
-                raise DuplicatePublicKey(
-                    f"client {msg.client_id} advertised a public key already advertised by "
-                    f"client {other}; rejected (copied keys could impersonate a peer)"
-                )
-        if self._authority is not None:
-            cert = DeviceCertificate.from_bytes(msg.certificate)
-            verify_certificate(self._authority, cert, device_id=msg.client_id)
-            statement = advertise_statement(
-                self._config.digest, self._nonce, msg.client_id, msg.c_public, msg.s_public
-            )
-            device_key = VerifyingKey(cert.public_key)
-            try:
-                device_key.verify(statement, msg.signature)
-            except BadSignature as exc:
-                raise BadSignature(
-                    f"client {msg.client_id}'s advertised keys are not signed by its device key"
-                ) from exc
-            self._signed[msg.client_id] = (msg.certificate, msg.signature)
-            self._signers[msg.client_id] = device_key
-        elif msg.certificate or msg.signature:
-            raise CertificateError(
-                f"client {msg.client_id} sent a certificate in a semi-honest session; the "
-                "coordinator and the device run different variants (SecAggConfig.active)"
-            )
-        self._keys[msg.client_id] = (msg.c_public, msg.s_public)
-
-    def _accept_shares(self, msg: ShareKeysReply) -> None:
-        recipients = [item.peer for item in msg.shares]
-        wanted = [cid for cid in self._holders if cid != msg.client_id]
-        if sorted(recipients) != wanted or len(set(recipients)) != len(recipients):
-            raise MalformedMessage(
-                f"client {msg.client_id} must send exactly one share set to each other member of "
-                "the advertised key list"
-            )
-        for item in msg.shares:
-            if len(item.ciphertext) != SHARE_PLAINTEXT_SIZE + TAG_SIZE:
-                raise MalformedMessage(
-                    f"sealed share from {msg.client_id} to {item.peer} has "
-                    f"{len(item.ciphertext)} bytes, expected {SHARE_PLAINTEXT_SIZE + TAG_SIZE}"
-                )
-        self._share_replies[msg.client_id] = msg
-
-    def _accept_masked(self, msg: MaskedInputReply) -> None:
-        quant = self._config.quantisation
-        vec = msg.vector
-        if vec.dtype.kind != "u" or vec.dtype.itemsize != quant.dtype.itemsize:
-            raise DTypeError(
-                f"client {msg.client_id} sent {vec.dtype} words; this session uses "
-                f"{quant.dtype} (bit width {quant.bit_width})"
-            )
-        if vec.shape != (quant.word_count,):
-            raise ShapeError(
-                f"client {msg.client_id} sent {vec.shape} words, expected ({quant.word_count},); "
-                "its update does not match config.vector_lengths"
-            )
-        if quant.bit_width < vec.dtype.itemsize * 8 and int(vec.max()) >> quant.bit_width:
-            raise ValueOutOfRange(
-                f"client {msg.client_id} sent a word >= 2^{quant.bit_width}; masked words must "
-                "be reduced mod 2^bit_width"
-            )
-        peers = set(self._share_replies) - {msg.client_id}
-        if list(msg.accused) != sorted(set(msg.accused)) or not set(msg.accused) <= peers:
-            raise MalformedMessage(
-                f"client {msg.client_id} accused {list(msg.accused)}; an accusation lists, "
-                "sorted and once each, peers whose shares were relayed to it"
-            )
-        # Summed when the stage closes: an accused client's vector must stay out of the sum.
-        self._masked[msg.client_id] = vec.astype(quant.dtype, copy=False)
-        self._accusations[msg.client_id] = tuple(msg.accused)
-
-    def _accept_consistency(self, msg: ConsistencyCheckReply) -> None:
-        statement = consistency_statement(self._session_id, self._alive)
-        try:
-            self._signers[msg.client_id].verify(statement, msg.signature)
-        except BadSignature as exc:
-            raise BadSignature(
-                f"client {msg.client_id}'s consistency signature does not verify on the "
-                "survivor set"
-            ) from exc
-        self._consistency[msg.client_id] = msg.signature
-
-    def _accept_unmask(self, msg: UnmaskReply) -> None:
-        request = self._unmask_request
-        assert request is not None
-        cid = msg.client_id
-        want_keys = tuple(
-            owner for owner in request.dropped if cid not in self._accusers.get(owner, ())
-        )
-        if (
-            tuple(owner for owner, _ in msg.seed_shares) != request.alive
-            or tuple(owner for owner, _ in msg.key_shares) != want_keys
-        ):
-            raise MalformedMessage(
-                f"client {cid} did not return exactly one share per listed client (none for a "
-                "peer it accused), in the order of the unmasking request"
-            )
-        sid = self._session_id
-        for kind, group in ((SHARE_OF_SEED, msg.seed_shares), (SHARE_OF_KEY, msg.key_shares)):
-            for owner, share in group:
-                if owner == cid:
-                    continue  # its own share: checked by the secret's commitment / public key
-                item = self._dealt(owner, cid)
-                expected = item.seed_commitment if kind == SHARE_OF_SEED else item.key_commitment
-                if share_commitment(sid, owner, cid, kind, share) != expected:
-                    raise ShareVerificationError(
-                        f"client {cid} revealed a share of client {owner}'s "
-                        f"{'self-mask seed' if kind == SHARE_OF_SEED else 'masking key'} that "
-                        "is not the one dealt to it (its commitment does not match); its reply "
-                        "is discarded and the round goes on with the other responders"
-                    )
-        self._unmask_replies[cid] = msg
-
-    def _dealt(self, owner: int, holder: int) -> EncryptedShare:
-        for item in self._share_replies[owner].shares:
-            if item.peer == holder:
-                return item
-        raise MalformedMessage(f"client {owner} dealt no share to {holder}")
+            request = self._unmask_request
+            assert request is not None
+            check_unmask_reply(msg, request, self._accusers, self._share_replies, self._session_id)
+            self._unmask_replies[cid] = msg
 
     def _exclude(self, cid: int, stage: Stage, reason: str) -> None:
         self._dropped[cid] = stage
@@ -563,14 +366,9 @@ class ServerProtocol:
             }
             outbox: dict[int, ServerMessage] = {}
             for cid in survivors:
+                # The same sealed share set, now naming its sender instead of its recipient.
                 relayed = tuple(
-                    EncryptedShare(
-                        sender,
-                        by_sender[sender][cid].nonce,
-                        by_sender[sender][cid].ciphertext,
-                        by_sender[sender][cid].key_commitment,
-                        by_sender[sender][cid].seed_commitment,
-                    )
+                    replace(by_sender[sender][cid], peer=sender)
                     for sender in survivors
                     if sender != cid
                 )
@@ -594,35 +392,11 @@ class ServerProtocol:
         return {}
 
     def _settle_accusations(self, survivors: list[int]) -> list[int]:
-        """Exclude who the survivors' accusations convict; returns the survivors left.
-
-        An accuser of more than ``c`` peers accuses more clients than can be malicious under the
-        config's assumption: it is the culprit and its accusations are void. Every other
-        accusation excludes the accused (its vector stays out of the sum; its masking key is
-        rebuilt to remove the masks the others shared with it).
-        """
-        c = self._config.c
-        stage = Stage.MASKED_INPUT_COLLECTION
-        liars = {cid for cid in survivors if len(self._accusations.get(cid, ())) > c}
-        for cid in sorted(liars):
-            self._exclude(
-                cid,
-                stage,
-                f"accused {len(self._accusations[cid])} peers, more than the {c} colluders the "
-                "config assumes; its accusations are void",
-            )
-        accusers: dict[int, set[int]] = {}
-        for cid in survivors:
-            for accused in self._accusations.get(cid, ()):
-                accusers.setdefault(accused, set()).add(cid)
-        for accused, by in sorted(accusers.items()):
-            if by - liars:
-                self._exclude(
-                    accused,
-                    stage,
-                    f"its sealed shares did not open or verify for clients {sorted(by)}",
-                )
-        self._accusers = accusers
+        """Exclude who the survivors' accusations convict; sum the vectors of those left."""
+        verdict = settle_accusations(survivors, self._accusations, self._config.c)
+        for cid, reason in verdict.excluded:
+            self._exclude(cid, Stage.MASKED_INPUT_COLLECTION, reason)
+        self._accusers = verdict.accusers
         alive = [cid for cid in survivors if cid not in self._culprits]
         quant = self._config.quantisation
         self._acc = np.zeros(quant.word_count, dtype=quant.dtype)
@@ -644,77 +418,19 @@ class ServerProtocol:
         config = self._config
         request = self._unmask_request
         assert request is not None
-        index = {cid: i + 1 for i, cid in enumerate(self._holders)}
-        # Every reply in hand passed the per-share commitment checks; any t of them rebuild the
-        # secrets of an honest dealer. One Lagrange basis serves each group of t.
-        acc = self._acc
-        replies = {cid: self._unmask_replies[cid] for cid in responders}
-        chosen = responders[: config.t]
-        combiner = ShareCombiner([index[cid] for cid in chosen])
-        for pos, owner in enumerate(request.alive):
-            seed = combiner.combine({index[r]: replies[r].seed_shares[pos][1] for r in chosen})
-            commitment = self._share_replies[owner].commitment
-            if self_mask_commitment(self._session_id, owner, seed) != commitment:
-                raise ShareVerificationError(
-                    f"the self-mask seed of client {owner} rebuilt from verified shares does not "
-                    f"match its commitment: client {owner} dealt shares that are not on one "
-                    "polynomial; revoke its device certificate"
-                )
-            add_prg(acc, seed, config.bit_width, -1)
-        for owner in request.dropped:
-            survivors_s = {
-                cid: self._keys[cid][1]
-                for cid in request.alive
-                if cid not in self._accusers.get(owner, ())
-            }
-            if not survivors_s:
-                continue  # every survivor masked without it: there is no mask to remove
-            holders = [r for r in responders if r not in self._accusers.get(owner, ())]
-            if len(holders) < config.t:
-                blame = (
-                    f" (client {owner} sealed shares that did not open for "
-                    f"{sorted(self._accusers[owner])}: it is the culprit)"
-                    if owner in self._accusers
-                    else ""
-                )
-                raise TooFewSurvivors(
-                    f"only {len(holders)} responders hold a share of client {owner}'s masking "
-                    f"key, threshold is {config.t}{blame}; the round aborted and revealed nothing"
-                )
-            picked = holders[: config.t]
-            shares = {}
-            for r in picked:
-                shares[index[r]] = dict(replies[r].key_shares)[owner]
-            basis = combiner if picked == chosen else ShareCombiner([index[r] for r in picked])
-            rebuilt = X25519KeyPair(basis.combine(shares))
-            if rebuilt.public != self._keys[owner][1]:
-                raise ShareVerificationError(
-                    f"the masking key of dropped client {owner} rebuilt from verified shares "
-                    f"does not match its advertised public key: client {owner} dealt shares "
-                    "that are not on one polynomial; revoke its device certificate"
-                )
-            unmask_dropped(acc, owner, rebuilt, survivors_s, self._session_id, config.bit_width)
-        ring_sum = reduce_mod(acc, config.bit_width)
-        try:
-            decoded = dequantise(ring_sum, config.quantisation, len(request.alive))
-        except ValueOutOfRange as exc:
-            raise ValueOutOfRange(
-                f"{exc} (the weight or clip-count word of the unmasked sum is out of range; "
-                "secure aggregation hides which survivor sent it, so the round fails)"
-            ) from exc
-        parts = []
-        start = 0
-        for length in config.vector_lengths:
-            parts.append(decoded.weighted_sum[start : start + length])
-            start += length
-        self._result = AggregateResult(
-            weighted_sum=tuple(parts),
-            weight_sum=decoded.weight_sum,
-            clip_count=decoded.clip_count,
-            survivors=tuple(request.alive),
-            dropped=dict(self._dropped),
-            ring_sum=ring_sum,
-            culprits=dict(self._culprits),
+        ring_sum = unmask_sum(
+            self._acc,
+            config=config,
+            session_id=self._session_id,
+            request=request,
+            holders=self._holders,
+            replies={cid: self._unmask_replies[cid] for cid in responders},
+            dealt=self._share_replies,
+            keys=self._keys,
+            accusers=self._accusers,
+        )
+        self._result = decode_aggregate(
+            ring_sum, config, tuple(request.alive), dict(self._dropped), dict(self._culprits)
         )
         self._stage = None
         self._share_replies = {}

@@ -32,7 +32,8 @@ import numpy as np
 from edge.secagg import MalformedMessage, SecAggConfig, SecAggError, decode_message
 from edge.tasks import SECAGG, TRAIN, ErrorReply, SecAggReply, SecAggTask, TrainReply, TrainTask
 from federated.broker import Delivery, TaskBroker
-from federated.secagg_server import AggregateResult, ServerProtocol
+from federated.secagg_result import AggregateResult
+from federated.secagg_server import ServerProtocol
 
 log = logging.getLogger("pifed.round")
 EventSink = Callable[[dict[str, Any]], None]

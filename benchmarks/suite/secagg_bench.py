@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import edge.secagg.client as client_module
-import federated.secagg_server as server_module
+import federated.secagg_unmask as unmask_module
 from edge.secagg import DeterministicRandom, ManualClock, SecAggConfig, Stage
 from edge.secagg.shamir import ShareCombiner, combine_shares, reference_split, split_secret
 from federated.secagg_local import LocalRound, TestAuthority, seeded_parties
@@ -73,12 +73,12 @@ class ShamirTimer:
                     timer.combine_s += time.perf_counter() - t0
 
         client_module.split_secret = split
-        server_module.ShareCombiner = TimedCombiner  # type: ignore[misc]
+        unmask_module.ShareCombiner = TimedCombiner  # type: ignore[misc]
         return self
 
     def __exit__(self, *exc: object) -> None:
         client_module.split_secret = split_secret
-        server_module.ShareCombiner = ShareCombiner  # type: ignore[misc]
+        unmask_module.ShareCombiner = ShareCombiner  # type: ignore[misc]
 
 
 def run_round(n: int, m: int, dropout: float, seed: int, active: bool = True) -> dict[str, Any]:

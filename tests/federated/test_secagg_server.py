@@ -50,7 +50,8 @@ from edge.secagg.masking import add_prg, pairwise_seed
 from edge.secagg.session import self_mask_commitment
 from edge.secagg.shamir import combine_shares
 from federated.secagg_local import LocalRound, ManualClock, TestAuthority, seeded_parties
-from federated.secagg_server import AggregateResult, ServerProtocol
+from federated.secagg_result import AggregateResult
+from federated.secagg_server import ServerProtocol
 
 AUTHORITY = TestAuthority(b"test_secagg_server")
 SCALE = 2.0**10  # exact inputs: multiples of 1/SCALE quantise without rounding
