@@ -20,51 +20,44 @@ A sealed share that does not open, is not bound to (sender, recipient) or does n
 sender's commitment does not abort the session: the client masks without that sender and
 accuses it in its MaskedInputReply, so one bad peer cannot take honest clients down with it.
 
+This module decides what spans the stages -- their order, when a session is dropped, what is
+sent -- and calls pure helpers beside it for the rest: ``stage_order.py`` (may this request be
+answered now), ``advertised_keys.py`` (the ShareKeys key list, peers' certificates and
+signatures), ``share_sealing.py`` (sealing shares to peers, opening and accusing),
+``local_update.py`` (the update's shapes), ``survivor_checks.py`` (survivor sets, consistency
+signatures); ``session_state.py`` holds one session's secrets.
+
 It knows nothing of the transport. Every check raises a specific :class:`SecAggError`; a failure
 that concerns the current session (a forged share, an inconsistent unmasking request, a bad local
 input, a late request) aborts that session and drops its secrets, so the client can never be
 talked into revealing both shares of a peer. A request for another session
 (:class:`SessionMismatch`), a replay of a stage already answered (:class:`ReplayError`) or a
 request out of stage order (:class:`StageError`) is refused and leaves the current session
-alone. A new round nonce (e.g. after a
-coordinator restart) abandons the old session; its secrets are gone, so old unmasking requests
-can never be answered.
-
-Why one file of over 400 lines: the four stages and their checks are one state machine whose
-invariants (never answer for both shares of a peer, drop secrets on any session fault) span
-all of them; it is read top to bottom against Fig. 4 of the paper.
+alone. A new round nonce (e.g. after a coordinator restart) abandons the old session; its
+secrets are gone, so old unmasking requests can never be answered.
 """
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Sequence
-from typing import TypeVar
 
 import numpy as np
 
-from . import aead
+from .advertised_keys import CertificateCache, check_advertised_keys
 from .config import SecAggConfig
 from .errors import (
-    BadSignature,
     CertificateError,
     ConfigError,
-    DecryptionError,
-    DTypeError,
-    DuplicatePublicKey,
-    InconsistentUnmaskRequest,
-    MalformedMessage,
     ReplayError,
     SessionMismatch,
-    ShapeError,
     StageError,
     StageTimeout,
     TooFewSurvivors,
-    UnknownClient,
 )
-from .identity import DeviceCertificate, Identity, VerifyingKey, verify_certificate
-from .keys import X25519KeyPair, validate_public_key
+from .identity import Identity
+from .keys import X25519KeyPair
+from .local_update import flatten_update
 from .masking import masked_input
 from .messages import (
     AdvertiseKeysReply,
@@ -72,7 +65,6 @@ from .messages import (
     ClientMessage,
     ConsistencyCheckReply,
     ConsistencyCheckRequest,
-    EncryptedShare,
     MaskedInputReply,
     MaskedInputRequest,
     Message,
@@ -84,52 +76,25 @@ from .messages import (
 )
 from .quantize import quantise
 from .randomness import Clock, RandomSource, system_random
-from .session import (
-    SHARE_OF_KEY,
-    SHARE_OF_SEED,
-    advertise_statement,
-    consistency_statement,
-    self_mask_commitment,
-    session_id,
-    share_commitment,
-)
+from .session import advertise_statement, consistency_statement, self_mask_commitment, session_id
+from .session_state import SessionState
 from .shamir import SECRET_SIZE, split_secret
+from .share_sealing import (
+    SHARE_KEY_INFO,
+    SHARE_PLAINTEXT_SIZE,
+    check_share_senders,
+    open_shares,
+    seal_shares,
+    share_key_info,
+)
+from .stage_order import check_deadline, check_session, check_stage, coerce_request
 from .stages import Stage
+from .survivor_checks import check_alive, check_consistency, check_partition
 
-__all__ = ["SHARE_KEY_INFO", "SHARE_PLAINTEXT_SIZE", "ClientProtocol"]
-
-#: HKDF label of the AES-GCM key client ``sender`` uses to seal shares for ``recipient``.
-SHARE_KEY_INFO = b"pifed-secagg/v1 share-key"
-#: sender u32 | recipient u32 | share of s_u^SK (32) | share of b_u (32)
-SHARE_PLAINTEXT_SIZE = 8 + 2 * SECRET_SIZE
-
-_M = TypeVar("_M")
-
-
-def share_key_info(sender: int, recipient: int) -> bytes:
-    """HKDF info for the direction sender -> recipient (each direction gets its own key)."""
-    return SHARE_KEY_INFO + struct.pack("<II", sender, recipient)
-
-
-class _Session:
-    """Secrets and views of one session; dropped wholesale on abort or completion."""
-
-    def __init__(self, nonce: bytes, c_keys: X25519KeyPair, s_keys: X25519KeyPair) -> None:
-        self.nonce = nonce
-        self.c_keys = c_keys
-        self.s_keys = s_keys
-        self.session_id = b""
-        self.u1: dict[int, tuple[bytes, bytes]] = {}
-        self.self_seed = b""
-        # owner id -> (share of owner's s^SK, share of owner's b) held by this client
-        self.held: dict[int, tuple[bytes, bytes]] = {}
-        self.u2: frozenset[int] = frozenset()
-        # senders whose shares did not open or verify (this client masked without them)
-        self.accused: frozenset[int] = frozenset()
-        # device signing key of every member of U1 (actively secure variant)
-        self.signers: dict[int, VerifyingKey] = {}
-        # the survivor set this client signed in ConsistencyCheck
-        self.signed_alive: tuple[int, ...] | None = None
+# The share-sealing constants (defined in share_sealing.py) are named here too: the known-answer
+# vectors (tests/edge/secagg/test_known_answers.py) import the share-key label from this path,
+# and federated/secagg_server.py imports SHARE_PLAINTEXT_SIZE from it.
+__all__ = ["SHARE_KEY_INFO", "SHARE_PLAINTEXT_SIZE", "ClientProtocol", "share_key_info"]
 
 
 class ClientProtocol:
@@ -175,15 +140,15 @@ class ClientProtocol:
         self._config = config
         self._rng: RandomSource = rng if rng is not None else system_random
         self._clock: Clock = clock if clock is not None else time.monotonic
-        self._session: _Session | None = None
+        self._session: SessionState | None = None
         self._stage: Stage | None = None
         self._waiting_since = 0.0
         self._seen_nonces: set[bytes] = set()
         self._last_clip_count: int | None = None
-        # (certificate bytes, device id) -> device signing key, for certificates of the pinned
-        # authority already verified (a peer's certificate is the same every round; its
-        # signatures are not)
-        self._verified_certs: dict[tuple[bytes, int], VerifyingKey] = {}
+        # peers' certificates already verified under the pinned authority (actively secure)
+        self._certificates = (
+            CertificateCache(self._identity.authority) if self._identity is not None else None
+        )
         self._finished_session = b""
 
     @property
@@ -243,7 +208,7 @@ class ClientProtocol:
 
     def advertise_keys(self, request: AdvertiseKeysRequest | bytes) -> AdvertiseKeysReply:
         """Start a session: draw fresh c and s key pairs and advertise their public keys."""
-        req = self._coerce(request, AdvertiseKeysRequest)
+        req = coerce_request(request, AdvertiseKeysRequest)
         if req.config_digest != self._config.digest:
             raise SessionMismatch(
                 "the coordinator runs a different SecAggConfig (ids, threshold or quantisation); "
@@ -258,7 +223,7 @@ class ClientProtocol:
         self.abort()  # a new nonce supersedes whatever session was running
         c_keys = X25519KeyPair.generate(self._rng)
         s_keys = X25519KeyPair.generate(self._rng)
-        self._session = _Session(req.nonce, c_keys, s_keys)
+        self._session = SessionState(req.nonce, c_keys, s_keys)
         self._enter(Stage.ADVERTISE_KEYS)
         if self._identity is None:
             return AdvertiseKeysReply(self._id, req.nonce, c_keys.public, s_keys.public)
@@ -276,7 +241,7 @@ class ClientProtocol:
 
     def share_keys(self, request: ShareKeysRequest | bytes) -> ShareKeysReply:
         """Check the advertised key list, fix the session id, and seal Shamir shares to peers."""
-        req = self._coerce(request, ShareKeysRequest)
+        req = coerce_request(request, ShareKeysRequest)
         session = self._expect(Stage.ADVERTISE_KEYS, Stage.SHARE_KEYS, nonce=req.nonce)
         try:
             return self._share_keys(session, req)
@@ -297,7 +262,7 @@ class ClientProtocol:
         (ValueOutOfRange / DTypeError) raises at once, before any share is opened, and ends this
         client's session: the transport reports the error so the server drops it now.
         """
-        req = self._coerce(request, MaskedInputRequest)
+        req = coerce_request(request, MaskedInputRequest)
         session = self._expect(
             Stage.SHARE_KEYS, Stage.MASKED_INPUT_COLLECTION, session_id=req.session_id
         )
@@ -313,7 +278,7 @@ class ClientProtocol:
         Refuses (InconsistentUnmaskRequest) if a peer is listed both alive and dropped, an id
         repeats, this client is listed dropped, or an id is not a member of the session.
         """
-        req = self._coerce(request, UnmaskRequest)
+        req = coerce_request(request, UnmaskRequest)
         answered = Stage.CONSISTENCY_CHECK if self._config.active else Stage.MASKED_INPUT_COLLECTION
         session = self._expect(answered, Stage.UNMASKING, session_id=req.session_id)
         try:
@@ -333,7 +298,7 @@ class ClientProtocol:
         The set must hold this client, at least ``t`` clients and only clients whose shares
         this client holds; a client signs one set per session.
         """
-        req = self._coerce(request, ConsistencyCheckRequest)
+        req = coerce_request(request, ConsistencyCheckRequest)
         if self._identity is None:
             raise StageError(
                 "ConsistencyCheck is part of the actively secure protocol; this client runs the "
@@ -343,7 +308,7 @@ class ClientProtocol:
             Stage.MASKED_INPUT_COLLECTION, Stage.CONSISTENCY_CHECK, session_id=req.session_id
         )
         try:
-            alive = self._check_alive(session, req.alive)
+            alive = check_alive(self._id, self._config.t, session.u2, req.alive)
         except BaseException:
             self.abort()
             raise
@@ -353,17 +318,6 @@ class ClientProtocol:
         return ConsistencyCheckReply(self._id, session.session_id, signature)
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _coerce(self, request: object, kind: type[_M]) -> _M:
-        if isinstance(request, bytes | bytearray | memoryview):
-            request = decode_message(bytes(request))
-        if not isinstance(request, kind):
-            raise StageError(
-                f"expected {kind.__name__}, got {type(request).__name__}; messages must follow "
-                "the stage order AdvertiseKeys, ShareKeys, MaskedInputCollection, "
-                "(ConsistencyCheck), Unmasking"
-            )
-        return request
 
     def _enter(self, stage: Stage) -> None:
         self._stage = stage
@@ -376,75 +330,25 @@ class ClientProtocol:
         *,
         nonce: bytes | None = None,
         session_id: bytes | None = None,
-    ) -> _Session:
-        session = self._session
-        if session is None and session_id is not None and session_id == self._finished_session:
-            raise ReplayError(
-                "this client already answered this session's unmasking request; a second "
-                "answer could reveal both shares of a peer"
-            )
-        if session is None:
-            raise SessionMismatch(
-                f"no session is open (got a {stage.name} request); the coordinator must start "
-                "a fresh session with AdvertiseKeysRequest"
-            )
-        if nonce is not None and nonce != session.nonce:
-            raise SessionMismatch("request carries another round nonce; it is from another session")
-        if session_id is not None and session_id != session.session_id:
-            raise SessionMismatch("request carries another session id; it is from another session")
-        if self._stage != answered:
-            if self._stage is not None and self._stage >= stage:
-                raise ReplayError(f"this client already answered {stage.name} in this session")
-            raise StageError(
-                f"got a {stage.name} request but this client is at "
-                f"{self._stage.name if self._stage is not None else 'no stage'}; messages follow "
-                "AdvertiseKeys, ShareKeys, MaskedInputCollection, (ConsistencyCheck), Unmasking"
-            )
-        timeouts = self._config.timeouts
-        limit = timeouts.for_stage(answered) + timeouts.for_stage(stage)
+    ) -> SessionState:
+        session = check_session(
+            self._session, self._finished_session, stage, nonce=nonce, session_id=session_id
+        )
+        check_stage(self._stage, answered, stage)
         waited = self._clock() - self._waiting_since
-        if waited > limit:
+        try:
+            check_deadline(self._config.timeouts, answered, stage, waited)
+        except StageTimeout:
             self.abort()
-            raise StageTimeout(
-                f"{stage.name} request arrived {waited:.1f} s after this client's "
-                f"{answered.name} reply (limit {limit:.1f} s); the session was abandoned, the "
-                "coordinator must start a fresh one"
-            )
+            raise
         return session
 
-    def _share_keys(self, session: _Session, req: ShareKeysRequest) -> ShareKeysReply:
+    def _share_keys(self, session: SessionState, req: ShareKeysRequest) -> ShareKeysReply:
         config = self._config
-        if req.config_digest != config.digest:
-            raise SessionMismatch("ShareKeysRequest names a different SecAggConfig")
-        ids = [cid for cid, _, _ in req.keys]
-        if ids != sorted(set(ids)):
-            raise MalformedMessage("advertised key list must be sorted by id without repeats")
-        for cid in ids:
-            if cid not in config.client_ids:
-                raise UnknownClient(f"advertised key list names unknown client {cid}")
-        keys = {cid: (c_pk, s_pk) for cid, c_pk, s_pk in req.keys}
-        if keys.get(self._id) != (session.c_keys.public, session.s_keys.public):
-            raise SessionMismatch(
-                "the advertised key list does not carry this client's keys as sent; the list "
-                "belongs to another session or was altered"
-            )
-        if self._identity is not None:
-            session.signers = self._check_signed_keys(session, req)
-        seen: set[bytes] = set()
-        for cid, (c_pk, s_pk) in keys.items():
-            for pk in (c_pk, s_pk):
-                validate_public_key(pk)
-                if pk in seen:
-                    raise DuplicatePublicKey(
-                        f"public key {pk.hex()[:16]}... is advertised twice (client {cid}); "
-                        "every client must generate its own fresh key pairs"
-                    )
-                seen.add(pk)
-        if len(keys) < config.t:
-            raise TooFewSurvivors(
-                f"only {len(keys)} clients advertised keys, threshold is {config.t}; the round "
-                "cannot complete"
-            )
+        own_keys = (session.c_keys.public, session.s_keys.public)
+        keys, session.signers = check_advertised_keys(
+            self._id, config, session.nonce, own_keys, req, self._certificates
+        )
         sid = session_id(config.digest, session.nonce, req.keys)
         session.session_id = sid
         session.u1 = keys
@@ -452,63 +356,33 @@ class ClientProtocol:
         session.self_seed = self._rng(SECRET_SIZE)
         key_shares = split_secret(session.s_keys.secret, config.t, len(holders), self._rng)
         seed_shares = split_secret(session.self_seed, config.t, len(holders), self._rng)
-        sealed = []
-        for index, peer in enumerate(holders):
-            if peer == self._id:
-                session.held[self._id] = (key_shares[index], seed_shares[index])
-                continue
-            key = session.c_keys.agree(keys[peer][0], salt=sid, info=share_key_info(self._id, peer))
-            nonce = self._rng(aead.NONCE_SIZE)
-            plaintext = struct.pack("<II", self._id, peer) + key_shares[index] + seed_shares[index]
-            aad = aead.associated_data(sid, Stage.SHARE_KEYS, self._id, peer)
-            sealed.append(
-                EncryptedShare(
-                    peer,
-                    nonce,
-                    aead.seal(key, nonce, plaintext, aad),
-                    share_commitment(sid, self._id, peer, SHARE_OF_KEY, key_shares[index]),
-                    share_commitment(sid, self._id, peer, SHARE_OF_SEED, seed_shares[index]),
-                )
-            )
+        own = holders.index(self._id)
+        session.held[self._id] = (key_shares[own], seed_shares[own])
+        c_public = {peer: pair[0] for peer, pair in keys.items()}
+        sealed = seal_shares(
+            self._id, session.c_keys, sid, holders, c_public, key_shares, seed_shares, self._rng
+        )
         commitment = self_mask_commitment(sid, self._id, session.self_seed)
         self._enter(Stage.SHARE_KEYS)
-        return ShareKeysReply(self._id, sid, commitment, tuple(sealed))
+        return ShareKeysReply(self._id, sid, commitment, sealed)
 
     def _masked_input(
         self,
-        session: _Session,
+        session: SessionState,
         req: MaskedInputRequest,
         update: Sequence[np.ndarray],
         num_examples: int,
     ) -> MaskedInputReply:
         config = self._config
-        if req.recipient != self._id:
-            raise SessionMismatch(
-                f"MaskedInputRequest is addressed to client {req.recipient}, not {self._id}"
-            )
-        senders = [item.peer for item in req.shares]
-        if len(set(senders)) != len(senders):
-            raise MalformedMessage("MaskedInputRequest carries two share sets from the same sender")
-        for sender in senders:
-            if sender == self._id or sender not in session.u1:
-                raise UnknownClient(
-                    f"MaskedInputRequest carries shares from {sender}, which is not a peer in "
-                    "this session's advertised key list"
-                )
-        if len(senders) + 1 < config.t:
-            raise TooFewSurvivors(
-                f"only {len(senders) + 1} clients shared keys, threshold is {config.t}"
-            )
+        check_share_senders(self._id, session.u1.keys(), config.t, req)
         # The client's own input first: a bad one raises before anything else happens.
-        flat = self._flatten(update)
+        flat = flatten_update(update, config.vector_lengths)
         quantised = quantise(flat, num_examples, config.quantisation, self._rng)
-        held = {self._id: session.held[self._id]}
-        accused = []
-        for item in req.shares:
-            try:
-                held[item.peer] = self._open_share(session, item)
-            except DecryptionError:
-                accused.append(item.peer)
+        c_public = {peer: pair[0] for peer, pair in session.u1.items()}
+        opened, accused = open_shares(
+            self._id, session.c_keys, session.session_id, c_public, req.shares
+        )
+        held = {self._id: session.held[self._id], **opened}
         if len(held) < config.t:
             raise TooFewSurvivors(
                 f"only {len(held)} clients' shares opened here (accused: {accused}), threshold "
@@ -531,180 +405,12 @@ class ClientProtocol:
         self._enter(Stage.MASKED_INPUT_COLLECTION)
         return MaskedInputReply(self._id, session.session_id, vector, tuple(sorted(accused)))
 
-    def _open_share(self, session: _Session, item: EncryptedShare) -> tuple[bytes, bytes]:
-        """(share of the sender's s^SK, share of its b); DecryptionError names the sender."""
-        sid = session.session_id
-        key = session.c_keys.agree(
-            session.u1[item.peer][0], salt=sid, info=share_key_info(item.peer, self._id)
-        )
-        aad = aead.associated_data(sid, Stage.SHARE_KEYS, item.peer, self._id)
-        try:
-            plaintext = aead.open_sealed(key, item.nonce, item.ciphertext, aad)
-        except DecryptionError as exc:
-            raise DecryptionError(
-                f"the sealed shares of client {item.peer} do not open: {exc}"
-            ) from exc
-        if len(plaintext) != SHARE_PLAINTEXT_SIZE or plaintext[:8] != struct.pack(
-            "<II", item.peer, self._id
-        ):
-            raise DecryptionError(
-                f"share plaintext from {item.peer} is not bound to ({item.peer}, {self._id})"
-            )
-        key_share, seed_share = plaintext[8 : 8 + SECRET_SIZE], plaintext[8 + SECRET_SIZE :]
-        if (
-            share_commitment(sid, item.peer, self._id, SHARE_OF_KEY, key_share)
-            != item.key_commitment
-            or share_commitment(sid, item.peer, self._id, SHARE_OF_SEED, seed_share)
-            != item.seed_commitment
-        ):
-            raise DecryptionError(
-                f"the shares client {item.peer} sealed do not match the commitments it sent"
-            )
-        return key_share, seed_share
-
-    def _check_signed_keys(
-        self, session: _Session, req: ShareKeysRequest
-    ) -> dict[int, VerifyingKey]:
-        """Every advertised key pair carries a certificate of the pinned authority for its id and
-        that device's signature over it; returns id -> device signing key."""
-        identity = self._identity
-        assert identity is not None
-        if len(req.signed) != len(req.keys):
-            raise BadSignature(
-                f"the advertised key list carries {len(req.signed)} signatures for "
-                f"{len(req.keys)} clients; the actively secure protocol signs every entry, the "
-                "coordinator dropped or invented one"
-            )
-        signers: dict[int, VerifyingKey] = {}
-        for (cid, c_pk, s_pk), (cert_bytes, signature) in zip(req.keys, req.signed, strict=True):
-            device_key = self._certified_key(cert_bytes, cid)
-            statement = advertise_statement(self._config.digest, session.nonce, cid, c_pk, s_pk)
-            try:
-                device_key.verify(statement, signature)
-            except BadSignature as exc:
-                raise BadSignature(
-                    f"the advertised keys of client {cid} are not signed by its device key; the "
-                    "coordinator forged or altered them"
-                ) from exc
-            signers[cid] = device_key
-        return signers
-
-    def _certified_key(self, cert_bytes: bytes, cid: int) -> VerifyingKey:
-        """The device key ``cert_bytes`` certifies for ``cid`` under the pinned authority."""
-        known = self._verified_certs.get((cert_bytes, cid))
-        if known is None:
-            assert self._identity is not None
-            cert = DeviceCertificate.from_bytes(cert_bytes)
-            verify_certificate(self._identity.authority, cert, device_id=cid)
-            self._verified_certs[(cert_bytes, cid)] = known = VerifyingKey(cert.public_key)
-        return known
-
-    def _check_alive(self, session: _Session, alive: Sequence[int]) -> tuple[int, ...]:
-        """The announced survivor set, checked against this client's own view."""
-        if list(alive) != sorted(set(alive)):
-            raise InconsistentUnmaskRequest("the survivor set must be sorted without repeats")
-        if self._id not in alive:
-            raise InconsistentUnmaskRequest(
-                "the survivor set does not list this client although it submitted; refusing"
-            )
-        strangers = set(alive) - session.u2
-        if strangers:
-            raise InconsistentUnmaskRequest(
-                f"the survivor set names {sorted(strangers)}, whose shares this client does not "
-                "hold (they never shared keys with it, or it accused them); refusing"
-            )
-        if len(alive) < self._config.t:
-            raise TooFewSurvivors(
-                f"only {len(alive)} survivors, threshold is {self._config.t}; refusing to unmask"
-            )
-        return tuple(alive)
-
-    def _check_consistency(self, session: _Session, req: UnmaskRequest) -> None:
-        """At least t valid signatures of survivors on the very set this client signed."""
-        if session.signed_alive is None or tuple(req.alive) != session.signed_alive:
-            raise InconsistentUnmaskRequest(
-                "the unmasking request names another survivor set than the one this client "
-                "signed in ConsistencyCheck; refusing (the coordinator tells clients different "
-                "stories)"
-            )
-        statement = consistency_statement(session.session_id, req.alive)
-        signers = [cid for cid, _ in req.signatures]
-        if len(set(signers)) != len(signers):
-            raise InconsistentUnmaskRequest("the unmasking request repeats a signer; refusing")
-        strangers = set(signers) - set(req.alive)
-        if strangers:
-            raise InconsistentUnmaskRequest(
-                f"the unmasking request carries consistency signatures of {sorted(strangers)}, "
-                "which are not survivors; refusing"
-            )
-        # t valid signatures are what the protocol needs; the ones after the t-th are not read
-        # (each costs a verification, ~0.3 ms on a Pi-class core).
-        for cid, signature in req.signatures[: self._config.t]:
-            try:
-                session.signers[cid].verify(statement, signature)
-            except BadSignature as exc:
-                raise BadSignature(
-                    f"the consistency signature of client {cid} does not verify on this "
-                    "session's survivor set (another set, another session, or forged); refusing"
-                ) from exc
-        if len(signers) < self._config.t:
-            raise InconsistentUnmaskRequest(
-                f"only {len(signers)} survivors signed the survivor set, threshold is "
-                f"{self._config.t}; refusing to unmask"
-            )
-
-    def _flatten(self, update: Sequence[np.ndarray]) -> np.ndarray:
-        lengths = self._config.vector_lengths
-        if isinstance(update, np.ndarray) or not isinstance(update, Sequence):
-            raise ShapeError(
-                f"update must be a sequence of {len(lengths)} 1-D float arrays (one per entry "
-                "of config.vector_lengths); wrap a single vector in a list"
-            )
-        if len(update) != len(lengths):
-            raise ShapeError(f"expected {len(lengths)} vectors, got {len(update)}")
-        for i, (vec, length) in enumerate(zip(update, lengths, strict=True)):
-            if not isinstance(vec, np.ndarray):
-                raise DTypeError(f"vector {i} must be a numpy array, got {type(vec).__name__}")
-            if vec.dtype.kind != "f":
-                raise DTypeError(f"vector {i} has dtype {vec.dtype}; pass float32 or float64")
-            if vec.ndim != 1 or vec.shape[0] != length:
-                raise ShapeError(
-                    f"vector {i} has shape {vec.shape}, expected ({length},); flatten it or fix "
-                    "config.vector_lengths"
-                )
-        return np.concatenate([vec.astype(np.float64, copy=False) for vec in update])
-
-    def _unmask(self, session: _Session, req: UnmaskRequest) -> UnmaskReply:
+    def _unmask(self, session: SessionState, req: UnmaskRequest) -> UnmaskReply:
         alive, dropped = req.alive, req.dropped
-        if len(set(alive)) != len(alive) or len(set(dropped)) != len(dropped):
-            raise InconsistentUnmaskRequest(
-                "unmasking request lists a client twice; refusing (it could reveal both shares)"
-            )
-        both = set(alive) & set(dropped)
-        if both:
-            raise InconsistentUnmaskRequest(
-                f"unmasking request lists {sorted(both)} as both alive and dropped; refusing, "
-                "answering would hand the server that client's update"
-            )
-        if self._id in dropped:
-            raise InconsistentUnmaskRequest(
-                "unmasking request lists this client as dropped although it submitted; refusing"
-            )
-        known = session.u2 | session.accused
-        unknown = (set(alive) | set(dropped)) - known
-        if unknown:
-            raise InconsistentUnmaskRequest(
-                f"unmasking request names {sorted(unknown)}, which did not share keys with this "
-                "client in this session; refusing"
-            )
-        if set(alive) | set(dropped) != known or self._id not in alive:
-            raise InconsistentUnmaskRequest(
-                "unmasking request does not partition this session's key-sharing clients into "
-                "alive and dropped; refusing"
-            )
-        self._check_alive(session, alive)
+        t = self._config.t
+        check_partition(self._id, t, session.u2, session.accused, alive, dropped)
         if self._identity is not None:
-            self._check_consistency(session, req)
+            check_consistency(t, session.session_id, session.signed_alive, session.signers, req)
         seed_shares = tuple((owner, session.held[owner][1]) for owner in sorted(alive))
         # an accused sender's shares never opened here: there is nothing to reveal for it
         key_shares = tuple(

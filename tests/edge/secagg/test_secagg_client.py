@@ -37,6 +37,7 @@ from edge.secagg import (
     UnmaskRequest,
     ValueOutOfRange,
 )
+from edge.secagg.share_sealing import open_share
 
 N = 5
 M = 6
@@ -305,8 +306,10 @@ def test_a_share_that_does_not_match_its_commitment_is_an_accusation() -> None:
         MaskedInputRequest(1, relay.session, (*request.shares[:-1], lying)), _update(1), 3
     )
     assert reply.accused == (last.peer,)
+    session = relay.clients[1]._session  # test oracle: the client's own c key pair
+    assert session is not None
     with pytest.raises(DecryptionError, match="commitments"):
-        relay.clients[1]._open_share(relay.clients[1]._session, lying)  # type: ignore[arg-type]
+        open_share(1, session.c_keys, relay.session, session.u1[last.peer][0], lying)
 
 
 def test_a_share_redirected_to_another_client_is_rejected() -> None:
