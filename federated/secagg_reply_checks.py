@@ -18,7 +18,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from edge.secagg.aead import TAG_SIZE
-from edge.secagg.client import SHARE_PLAINTEXT_SIZE
 from edge.secagg.errors import (
     BadSignature,
     CertificateError,
@@ -52,6 +51,7 @@ from edge.secagg.session import (
     consistency_statement,
     share_commitment,
 )
+from edge.secagg.share_sealing import SHARE_PLAINTEXT_SIZE
 from edge.secagg.stages import Stage
 
 __all__ = [

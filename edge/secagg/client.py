@@ -79,22 +79,12 @@ from .randomness import Clock, RandomSource, system_random
 from .session import advertise_statement, consistency_statement, self_mask_commitment, session_id
 from .session_state import SessionState
 from .shamir import SECRET_SIZE, split_secret
-from .share_sealing import (
-    SHARE_KEY_INFO,
-    SHARE_PLAINTEXT_SIZE,
-    check_share_senders,
-    open_shares,
-    seal_shares,
-    share_key_info,
-)
+from .share_sealing import check_share_senders, open_shares, seal_shares
 from .stage_order import check_deadline, check_session, check_stage, coerce_request
 from .stages import Stage
 from .survivor_checks import check_alive, check_consistency, check_partition
 
-# The share-sealing constants (defined in share_sealing.py) are named here too: the known-answer
-# vectors (tests/edge/secagg/test_known_answers.py) import the share-key label from this path,
-# and federated/secagg_server.py imports SHARE_PLAINTEXT_SIZE from it.
-__all__ = ["SHARE_KEY_INFO", "SHARE_PLAINTEXT_SIZE", "ClientProtocol", "share_key_info"]
+__all__ = ["ClientProtocol"]
 
 
 class ClientProtocol:

@@ -22,12 +22,12 @@ import pytest
 
 from edge.secagg import DeterministicRandom
 from edge.secagg.aead import associated_data, open_sealed, seal
-from edge.secagg.client import SHARE_KEY_INFO, share_key_info
 from edge.secagg.keys import X25519KeyPair, derive_key
 from edge.secagg.masking import pairwise_seed
 from edge.secagg.prg import expand
 from edge.secagg.quantize import QuantisationParams, dequantise, quantise
 from edge.secagg.shamir import ShareCombiner, combine_shares, split_secret
+from edge.secagg.share_sealing import SHARE_KEY_INFO, share_key_info
 from edge.secagg.stages import Stage
 
 SEED = bytes(range(32))
