@@ -8,10 +8,9 @@ a ``kill -9`` at any instant leaves either a complete version or an unreferenced
 row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a committed round or
 version survives a crash. Every multi-row change is one transaction.
 
-Why one file of over 400 lines: the schema and every transaction that writes it sit together,
-so that each multi-row change is visibly one transaction against the tables it touches. What
-must hold of the files before any transaction (owner-only modes, a foreign file refused
-untouched) lives in ``federated.store_files``.
+The tables and their migrations are in ``federated.store_schema``, the records and errors the
+store hands out in ``federated.store_records`` (re-exported here), and what must hold of the
+files before any transaction in ``federated.store_files``.
 
 Device identities (issue 19): each device row holds the Ed25519 public key the Pi made and, once
 the enrollment authority signed it, its certificate. The authority's public key is pinned in
@@ -29,7 +28,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,168 +36,37 @@ from edge.secagg.identity import DeviceCertificate, verify_certificate
 from federated.serial_db import SerialConnection
 from federated.store_files import (
     StoreFileError,
-    check_tables,
     create_private_dir,
     create_private_file,
     secure_store_files,
 )
+from federated.store_records import (
+    Device,
+    MissingStore,
+    ModelVersion,
+    RevokedDevice,
+    StoreError,
+    UncertifiedDevice,
+    UnknownDevice,
+    UnknownVersion,
+)
+from federated.store_schema import create_schema, upgrade_schema
 from model.manifest import write_atomic
 
-SCHEMA_VERSION = 3
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    token_sha256 TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    revoked REAL,
-    last_seen REAL,
-    public_key TEXT,
-    certificate BLOB
-);
-CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key);
-CREATE TABLE IF NOT EXISTS model_versions (
-    version INTEGER PRIMARY KEY,
-    parent INTEGER REFERENCES model_versions(version),
-    created REAL NOT NULL,
-    round_id INTEGER,
-    weights_sha256 TEXT NOT NULL,
-    artifacts TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('initial', 'candidate', 'promoted', 'rejected')),
-    fleet_metrics TEXT,
-    gate_reason TEXT
-);
-CREATE TABLE IF NOT EXISTS rounds (
-    id INTEGER PRIMARY KEY,
-    started REAL NOT NULL,
-    finished REAL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted')),
-    base_version INTEGER NOT NULL REFERENCES model_versions(version),
-    new_version INTEGER REFERENCES model_versions(version),
-    participants TEXT NOT NULL,
-    survivors TEXT,
-    reason TEXT,
-    timings TEXT
-);
-CREATE TABLE IF NOT EXISTS secagg_sessions (
-    session_id TEXT PRIMARY KEY,
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    started REAL NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted')),
-    n INTEGER NOT NULL,
-    threshold INTEGER NOT NULL,
-    dropped TEXT,
-    reason TEXT
-);
-CREATE TABLE IF NOT EXISTS device_metrics (
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    device_id INTEGER NOT NULL REFERENCES devices(id),
-    version INTEGER NOT NULL REFERENCES model_versions(version),
-    metrics TEXT NOT NULL,
-    PRIMARY KEY (round_id, device_id, version)
-);
-CREATE TABLE IF NOT EXISTS deployments (
-    id INTEGER PRIMARY KEY,
-    version INTEGER NOT NULL REFERENCES model_versions(version),
-    at REAL NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('promote', 'rollback')),
-    reason TEXT NOT NULL
-);
-"""
-# Schema 3 (issue 22): a version's fleet quality, the secure-aggregation sum of its evaluators'
-# confusion counts; only the fleet total, never one device's counts (devices >= 2).
-_FLEET_QUALITY = """
-CREATE TABLE IF NOT EXISTS fleet_quality (
-    version INTEGER PRIMARY KEY REFERENCES model_versions(version),
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    at REAL NOT NULL,
-    devices INTEGER NOT NULL CHECK (devices >= 2),
-    languages TEXT NOT NULL,
-    counts TEXT NOT NULL
-)"""
-_TABLES = (
-    "meta",
-    "devices",
-    "model_versions",
-    "rounds",
-    "secagg_sessions",
-    "device_metrics",
-    "deployments",
-)
-
-
-class StoreError(RuntimeError):
-    """The database or a blob is missing, corrupt, or of another schema version."""
-
-
-class MissingStore(StoreError):
-    """No database at the path a command that only reads was given."""
-
-
-class UnknownDevice(StoreError):
-    """A token matches no enrolled device."""
-
-
-class RevokedDevice(StoreError):
-    """A token belongs to a revoked device."""
-
-
-class UncertifiedDevice(StoreError):
-    """A device has no certificate from the enrollment authority (its enrollment is not
-    finished), or a certificate was refused."""
-
-
-class UnknownVersion(StoreError):
-    """A model version that was never stored."""
-
-
-@dataclass(frozen=True)
-class Device:
-    """An enrolled Pi."""
-
-    id: int
-    name: str
-    created: float
-    revoked: float | None
-    last_seen: float | None
-    public_key: bytes | None = None
-    # The authority's certificate (DeviceCertificate.to_bytes), None while enrollment is pending.
-    certificate: bytes | None = None
-
-    @property
-    def status(self) -> str:
-        """revoked, pending (no certificate yet) or active."""
-        if self.revoked is not None:
-            return "revoked"
-        return "active" if self.certificate is not None else "pending"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One stored model: its weights blob, its artifacts (kind -> sha256) and its verdict."""
-
-    version: int
-    parent: int | None
-    created: float
-    round_id: int | None
-    weights_sha256: str
-    artifacts: dict[str, str]
-    status: str
-    fleet_metrics: dict[str, Any] | None
-    gate_reason: str | None
-
+__all__ = [
+    "Device",
+    "MissingStore",
+    "ModelVersion",
+    "RevokedDevice",
+    "Store",
+    "StoreError",
+    "UncertifiedDevice",
+    "UnknownDevice",
+    "UnknownVersion",
+    "hash_token",
+]
 
 _DEVICE_COLS = "id, name, created, revoked, last_seen, public_key, certificate"
-# Schema 1 (before device identities) -> 2: the two identity columns, nothing else changes.
-_MIGRATE_1_TO_2 = (
-    "ALTER TABLE devices ADD COLUMN public_key TEXT",
-    "ALTER TABLE devices ADD COLUMN certificate BLOB",
-    "CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key)",
-    "UPDATE meta SET value='2' WHERE key='schema'",
-)
-# Schema 2 -> 3: the fleet quality table, nothing else changes.
-_MIGRATE_2_TO_3 = (_FLEET_QUALITY, "UPDATE meta SET value='3' WHERE key='schema'")
 
 
 def _device(row: tuple) -> Device:
@@ -237,26 +104,12 @@ class Store:
             self._db = SerialConnection(str(self.path))
             self._db.execute("PRAGMA busy_timeout=5000")
             if exists:  # checked before anything is written to it
-                check_tables(self._db, self.path, _TABLES)
-                row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                if row is not None and row[0] == "1":
-                    self._migrate(_MIGRATE_1_TO_2)
-                    row = ("2",)
-                if row is not None and row[0] == "2":
-                    self._migrate(_MIGRATE_2_TO_3)
-                    row = ("3",)
-            if exists and (row is None or row[0] != str(SCHEMA_VERSION)):
-                raise StoreError(
-                    f"{self.path} has schema {row[0] if row else 'none'}, this pifed uses "
-                    f"{SCHEMA_VERSION}; "
-                    "use the matching pifed version"
-                )
+                upgrade_schema(self._db, self.path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             if not exists:
-                self._db.executescript(_SCHEMA + _FLEET_QUALITY + ";")
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                create_schema(self._db)
             create_private_dir(self.blob_dir)
             secure_store_files(self.path, self.blob_dir)
         except StoreFileError as e:
@@ -270,19 +123,6 @@ class Store:
         except StoreError:
             self._close_quietly()
             raise
-
-    def _migrate(self, statements: tuple[str, ...]) -> None:
-        """Bring an older fleet one schema up (one transaction). 1 -> 2 adds the identity
-        columns: a schema-1 fleet's devices have no certificate, so each is refused until
-        enrolled again with its Pi's public key. 2 -> 3 adds the fleet quality table."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                self._db.execute(statement)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
