@@ -8,22 +8,18 @@ a ``kill -9`` at any instant leaves either a complete version or an unreferenced
 row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a committed round or
 version survives a crash. Every multi-row change is one transaction.
 
-The tables and their migrations are in ``federated.store_schema``, the records and errors the
-store hands out in ``federated.store_records`` (re-exported here), and what must hold of the
-files before any transaction in ``federated.store_files``.
-
-Device identities (issue 19): each device row holds the Ed25519 public key the Pi made and, once
-the enrollment authority signed it, its certificate. The authority's public key is pinned in
-``meta`` at the first enrollment; a certificate it did not sign, or one for another device id,
-name or key, is refused before it is stored. A device without a certificate is refused like a
-revoked one (:class:`UncertifiedDevice`): it cannot take part in an actively secure round.
+One job a module: :class:`Store` opens the file and holds the transactions on blobs, model
+versions, deployments and rounds. Beside it, each read on its own: the tables and their
+migrations (``federated.store_schema``), the records and errors it hands out
+(``federated.store_records``, re-exported here), the devices and their certificates
+(``federated.store_devices``, offered as Store's own methods), and what must hold of the files
+before any transaction (``federated.store_files``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -31,9 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edge.secagg.errors import CertificateError
-from edge.secagg.identity import DeviceCertificate, verify_certificate
+from edge.secagg.identity import DeviceCertificate
 from federated.serial_db import SerialConnection
+from federated.store_devices import DeviceRegistry
 from federated.store_files import (
     StoreFileError,
     create_private_dir,
@@ -63,21 +59,7 @@ __all__ = [
     "UncertifiedDevice",
     "UnknownDevice",
     "UnknownVersion",
-    "hash_token",
 ]
-
-_DEVICE_COLS = "id, name, created, revoked, last_seen, public_key, certificate"
-
-
-def _device(row: tuple) -> Device:
-    device_id, name, created, revoked, last_seen, public_key, certificate = row
-    key = bytes.fromhex(public_key) if public_key else None
-    return Device(device_id, name, created, revoked, last_seen, key, certificate)
-
-
-def hash_token(token: str) -> str:
-    """Tokens are stored only as sha256, so a stolen database grants no access."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Store:
@@ -123,6 +105,7 @@ class Store:
         except StoreError:
             self._close_quietly()
             raise
+        self._devices = DeviceRegistry(self._db, self.path, clock)
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
@@ -161,166 +144,55 @@ class Store:
             raise StoreError(f"blob {digest[:12]}… is corrupted on disk")
         return data
 
-    # -- devices -------------------------------------------------------------------------------
+    # -- devices (federated.store_devices) ------------------------------------------------------
     def enroll(self, name: str, public_key: bytes | None = None) -> str:
-        """Register a device with the public key its Pi made, and return its new token (shown
-        once, stored only hashed). It stays pending (refused) until :meth:`certify`."""
-        if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
-            raise ValueError(f"device name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
-        # The prefix keeps a token from starting with "-", which a shell or argparse would
-        # read as an option (token_urlsafe uses '-' and '_'), and makes tokens easy to grep for.
-        token = "pfd_" + secrets.token_urlsafe(32)
-        try:
-            with self.transaction() as db:
-                db.execute(
-                    "INSERT INTO devices (name, token_sha256, created, public_key) "
-                    "VALUES (?, ?, ?, ?)",
-                    (name, hash_token(token), self._clock(), public_key and public_key.hex()),
-                )
-        except sqlite3.IntegrityError as e:
-            if "public_key" in str(e):
-                raise ValueError(self._key_taken(public_key)) from e
-            raise ValueError(f"a device named {name!r} is already enrolled") from e
-        return token
-
-    def _key_taken(self, public_key: bytes | None) -> str:
-        row = self._db.execute(
-            "SELECT name FROM devices WHERE public_key=?", (public_key and public_key.hex(),)
-        ).fetchone()
-        return (
-            f"that public key is already enrolled as device {row[0] if row else '?'!r}: every "
-            "Pi makes its own key (`pifed edge --init-identity` on that Pi)"
-        )
+        """Register a device and return its new token (:meth:`DeviceRegistry.enroll`)."""
+        return self._devices.enroll(name, public_key)
 
     def set_public_key(self, name: str, public_key: bytes) -> Device:
-        """Give an active device that has no certificate yet (enrolled before device identities,
-        or whose request was lost) its Pi's public key; its token stays valid."""
-        device = self.device(name)
-        if device.revoked is not None:
-            raise RevokedDevice(f"device {name!r} was revoked; enroll the Pi under a new name")
-        if device.certificate is not None:
-            raise StoreError(
-                f"device {name!r} already has a certificate; to re-key it, revoke it and enroll "
-                "the Pi under a new name"
-            )
-        try:
-            with self.transaction() as db:
-                db.execute(
-                    "UPDATE devices SET public_key=? WHERE id=?", (public_key.hex(), device.id)
-                )
-        except sqlite3.IntegrityError as e:
-            raise ValueError(self._key_taken(public_key)) from e
-        return self.device(name)
+        """Give a device without a certificate its Pi's public key (:class:`DeviceRegistry`)."""
+        return self._devices.set_public_key(name, public_key)
 
     def pin_authority(self, public: bytes) -> None:
-        """Pin the enrollment authority's public key (the first enrollment does); a different
-        one later is refused: every certificate of the fleet is under the pinned one."""
-        current = self.authority()
-        if current == public:
-            return
-        if current is not None:
-            raise StoreError(
-                f"{self.path} pins enrollment authority {current.hex()[:16]}..., not "
-                f"{public.hex()[:16]}...: use the fleet's authority key (or a new --db for a "
-                "new fleet)"
-            )
-        with self.transaction() as db:
-            db.execute("INSERT INTO meta VALUES ('authority', ?)", (public.hex(),))
+        """Pin the fleet's enrollment authority key (:meth:`DeviceRegistry.pin_authority`)."""
+        self._devices.pin_authority(public)
 
     def authority(self) -> bytes | None:
         """The pinned enrollment authority public key, or None before the first enrollment."""
-        row = self._db.execute("SELECT value FROM meta WHERE key='authority'").fetchone()
-        return bytes.fromhex(row[0]) if row else None
+        return self._devices.authority()
 
     def certify(self, cert: DeviceCertificate) -> Device:
-        """Store the authority's certificate for an enrolled device, after checking it: signed
-        by the pinned authority, for this device's id, name and registered public key."""
-        authority = self.authority()
-        if authority is None:
-            raise UncertifiedDevice(
-                f"{self.path} pins no enrollment authority yet: enroll with --authority-key "
-                "or --authority (authority.pub) first"
-            )
-        try:
-            verify_certificate(authority, cert)
-        except CertificateError as e:
-            raise UncertifiedDevice(str(e)) from e
-        device = self.device_by_id(cert.device_id)
-        if device is None or device.name != cert.device_name:
-            raise UncertifiedDevice(
-                f"the certificate is for device {cert.device_id} ({cert.device_name!r}), which "
-                f"{self.path} does not hold: import it into the fleet that made the request"
-            )
-        if device.revoked is not None:
-            raise RevokedDevice(f"device {device.name!r} was revoked; its certificate is refused")
-        if device.public_key != cert.public_key:
-            raise UncertifiedDevice(
-                f"the certificate certifies another public key than device {device.name!r} "
-                "enrolled with; sign the request `pifed enroll` wrote for it"
-            )
-        with self.transaction() as db:
-            db.execute("UPDATE devices SET certificate=? WHERE id=?", (cert.to_bytes(), device.id))
-        return self.device(device.name)
+        """Store a device's certificate once checked (:meth:`DeviceRegistry.certify`)."""
+        return self._devices.certify(cert)
 
     def device(self, name: str) -> Device:
         """The device of that name, or UnknownDevice."""
-        row = self._db.execute(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE name=?", (name,)
-        ).fetchone()
-        if row is None:
-            raise UnknownDevice(f"no device named {name!r} (see `pifed devices`)")
-        return _device(row)
+        return self._devices.device(name)
 
     def device_by_id(self, device_id: int) -> Device | None:
         """The device with this id, or None."""
-        row = self._db.execute(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE id=?", (device_id,)
-        ).fetchone()
-        return _device(row) if row else None
+        return self._devices.device_by_id(device_id)
 
     def certificate(self, device_id: int) -> DeviceCertificate | None:
         """A device's stored certificate (None: pending or unknown)."""
-        device = self.device_by_id(device_id)
-        if device is None or device.certificate is None:
-            return None
-        return DeviceCertificate.from_bytes(device.certificate)
+        return self._devices.certificate(device_id)
 
     def revoke(self, name: str) -> None:
         """Revoke a device: its token and its certificate are refused from now on."""
-        with self.transaction() as db:
-            cur = db.execute(
-                "UPDATE devices SET revoked=? WHERE name=? AND revoked IS NULL",
-                (self._clock(), name),
-            )
-            if cur.rowcount == 0:
-                raise UnknownDevice(f"no active device named {name!r}")
+        self._devices.revoke(name)
 
     def authenticate(self, token: str) -> Device:
-        """The device a token belongs to; raises UnknownDevice or RevokedDevice."""
-        row = self._db.execute(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE token_sha256=?", (hash_token(token),)
-        ).fetchone()
-        if row is None:
-            raise UnknownDevice("unknown device token; enroll the device with `pifed enroll`")
-        device = _device(row)
-        if device.revoked is not None:
-            raise RevokedDevice(f"device {device.name!r} was revoked")
-        if device.certificate is None:
-            raise UncertifiedDevice(
-                f"device {device.name!r} has no certificate from the enrollment authority: "
-                "finish its enrollment (`pifed enroll --import-cert FILE`, or `pifed enroll "
-                f"{device.name} --public-key HEX --authority-key KEY`)"
-            )
-        return device
+        """The device a token belongs to; raises UnknownDevice, RevokedDevice or
+        UncertifiedDevice."""
+        return self._devices.authenticate(token)
 
     def touch(self, device_id: int) -> None:
         """Record that a device was seen now."""
-        self._db.execute("UPDATE devices SET last_seen=? WHERE id=?", (self._clock(), device_id))
+        self._devices.touch(device_id)
 
     def devices(self) -> list[Device]:
         """All enrolled devices, oldest first."""
-        rows = self._db.execute(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id").fetchall()
-        return [_device(r) for r in rows]
+        return self._devices.devices()
 
     # -- model versions ------------------------------------------------------------------------
     def add_version(
