@@ -9,11 +9,11 @@ row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a co
 version survives a crash. Every multi-row change is one transaction.
 
 One job a module: :class:`Store` opens the file and holds the transactions on blobs, model
-versions, deployments and rounds. Beside it, each read on its own: the tables and their
-migrations (``federated.store_schema``), the records and errors it hands out
-(``federated.store_records``, re-exported here), the devices and their certificates
-(``federated.store_devices``, offered as Store's own methods), and what must hold of the files
-before any transaction (``federated.store_files``).
+versions and deployments. Beside it, each read on its own: the tables and their migrations
+(``federated.store_schema``), the records and errors it hands out (``federated.store_records``,
+re-exported here), the devices and their certificates (``federated.store_devices``) and each
+round's rows (``federated.store_rounds``), both offered as Store's own methods, and what must
+hold of the files before any transaction (``federated.store_files``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from federated.store_records import (
     UnknownDevice,
     UnknownVersion,
 )
+from federated.store_rounds import RoundLog
 from federated.store_schema import create_schema, upgrade_schema
 from model.manifest import write_atomic
 
@@ -106,6 +107,7 @@ class Store:
             self._close_quietly()
             raise
         self._devices = DeviceRegistry(self._db, self.path, clock)
+        self._rounds = RoundLog(self._db, clock)
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
@@ -344,57 +346,24 @@ class Store:
             "SELECT id, version, at, kind, reason FROM deployments ORDER BY id"
         ).fetchall()
 
-    # -- rounds and sessions -------------------------------------------------------------------
+    # -- rounds, sessions and evaluations (federated.store_rounds) -------------------------------
     def abort_unfinished_rounds(self, reason: str) -> list[int]:
         """On start-up: rounds left 'running' by a crash are aborted (their keys are gone)."""
-        with self.transaction() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM rounds WHERE status='running'")]
-            now = self._clock()
-            db.execute(
-                "UPDATE rounds SET status='aborted', finished=?, reason=? WHERE status='running'",
-                (now, reason),
-            )
-            db.execute(
-                "UPDATE secagg_sessions SET status='aborted', reason=? WHERE status='running'",
-                (reason,),
-            )
-            db.execute(
-                "UPDATE model_versions SET status='rejected', gate_reason=? "
-                "WHERE status='candidate' AND round_id IN (SELECT id FROM rounds "
-                "WHERE status='aborted')",
-                (reason,),
-            )
-        return ids
+        return self._rounds.abort_unfinished_rounds(reason)
 
     def start_round(self, base_version: int, participants: list[int]) -> int:
         """A new round row in state 'running'."""
-        with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO rounds (started, status, base_version, participants) "
-                "VALUES (?, 'running', ?, ?)",
-                (self._clock(), base_version, json.dumps(participants)),
-            )
-            assert cur.lastrowid is not None
-            return int(cur.lastrowid)
+        return self._rounds.start_round(base_version, participants)
 
     def start_session(self, round_id: int, session_id: str, n: int, threshold: int) -> None:
         """Record a secure-aggregation session bound to its round."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO secagg_sessions (session_id, round_id, started, status, n, "
-                "threshold) VALUES (?, ?, ?, 'running', ?, ?)",
-                (session_id, round_id, self._clock(), n, threshold),
-            )
+        self._rounds.start_session(round_id, session_id, n, threshold)
 
     def finish_session(
         self, session_id: str, ok: bool, dropped: dict[int, str], reason: str = ""
     ) -> None:
         """Close a session as completed or aborted."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE secagg_sessions SET status=?, dropped=?, reason=? WHERE session_id=?",
-                ("completed" if ok else "aborted", json.dumps(dropped), reason, session_id),
-            )
+        self._rounds.finish_session(session_id, ok, dropped, reason)
 
     def finish_round(
         self,
@@ -406,59 +375,21 @@ class Store:
         timings: dict[str, float] | None = None,
     ) -> None:
         """Close a round as completed or aborted."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE rounds SET status=?, finished=?, reason=?, new_version=?, survivors=?, "
-                "timings=? WHERE id=?",
-                (
-                    "completed" if ok else "aborted",
-                    self._clock(),
-                    reason,
-                    new_version,
-                    json.dumps(survivors),
-                    json.dumps(timings or {}),
-                    round_id,
-                ),
-            )
+        self._rounds.finish_round(round_id, ok, reason, new_version, survivors, timings)
 
     def completed_rounds(self) -> int:
-        """How many rounds completed (gate verdict reached): a restart's ``--rounds`` counts
-        these, not the rounds this process ran."""
-        row = self._db.execute("SELECT COUNT(*) FROM rounds WHERE status='completed'").fetchone()
-        return int(row[0])
+        """How many rounds completed: what a restart's ``--rounds`` counts."""
+        return self._rounds.completed_rounds()
 
     def rounds(self) -> list[dict[str, Any]]:
         """Every round as a dict, oldest first."""
-        cols = (
-            "id",
-            "started",
-            "finished",
-            "status",
-            "base_version",
-            "new_version",
-            "participants",
-            "survivors",
-            "reason",
-            "timings",
-        )
-        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM rounds ORDER BY id").fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(cols, r, strict=True))
-            for k in ("participants", "survivors", "timings"):
-                d[k] = json.loads(d[k]) if d[k] else None
-            out.append(d)
-        return out
+        return self._rounds.rounds()
 
     def add_device_metrics(
         self, round_id: int, device_id: int, version: int, metrics: dict[str, Any]
     ) -> None:
         """One device's on-device evaluation of one version."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO device_metrics VALUES (?, ?, ?, ?)",
-                (round_id, device_id, version, json.dumps(metrics, sort_keys=True)),
-            )
+        self._rounds.add_device_metrics(round_id, device_id, version, metrics)
 
     def add_fleet_quality(
         self,
@@ -468,26 +399,6 @@ class Store:
         counts: list[list[int]],
         devices: int,
     ) -> None:
-        """A version's fleet quality: the secure-aggregation sum of ``devices`` evaluators'
-        confusion counts (``counts[true][predicted]``, in ``languages`` order). Never one
-        device's counts: fewer than 2 devices is refused (``StoreError``)."""
-        n = len(languages)
-        if devices < 2:
-            raise StoreError(
-                f"a fleet quality summed over {devices} device(s) is one Pi's label mix; only "
-                "a secure-aggregation sum of 2 or more devices is stored"
-            )
-        if len(counts) != n or any(len(row) != n for row in counts):
-            raise StoreError(f"fleet quality counts must be {n} x {n} for {n} languages")
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO fleet_quality VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    version,
-                    round_id,
-                    self._clock(),
-                    devices,
-                    json.dumps(list(languages)),
-                    json.dumps([[int(c) for c in row] for row in counts]),
-                ),
-            )
+        """A version's fleet quality, a secure-aggregation sum over 2 or more devices
+        (:meth:`RoundLog.add_fleet_quality`)."""
+        self._rounds.add_fleet_quality(version, round_id, languages, counts, devices)
