@@ -8,209 +8,59 @@ a ``kill -9`` at any instant leaves either a complete version or an unreferenced
 row pointing at nothing. SQLite runs in WAL mode with ``synchronous=FULL``: a committed round or
 version survives a crash. Every multi-row change is one transaction.
 
-Why one file of over 400 lines: the schema and every transaction that writes it sit together,
-so that each multi-row change is visibly one transaction against the tables it touches. What
-must hold of the files before any transaction (owner-only modes, a foreign file refused
-untouched) lives in ``federated.store_files``.
-
-Device identities (issue 19): each device row holds the Ed25519 public key the Pi made and, once
-the enrollment authority signed it, its certificate. The authority's public key is pinned in
-``meta`` at the first enrollment; a certificate it did not sign, or one for another device id,
-name or key, is refused before it is stored. A device without a certificate is refused like a
-revoked one (:class:`UncertifiedDevice`): it cannot take part in an actively secure round.
+One job a module: :class:`Store` opens the file and holds the transactions on blobs, model
+versions and deployments. Beside it, each read on its own: the tables and their migrations
+(``federated.store_schema``), the records and errors it hands out (``federated.store_records``,
+re-exported here), the devices and their certificates (``federated.store_devices``) and each
+round's rows (``federated.store_rounds``), both offered as Store's own methods, and what must
+hold of the files before any transaction (``federated.store_files``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.secagg.errors import CertificateError
-from edge.secagg.identity import DeviceCertificate, verify_certificate
+from edge.secagg.identity import DeviceCertificate
 from federated.serial_db import SerialConnection
+from federated.store_devices import DeviceRegistry
 from federated.store_files import (
     StoreFileError,
-    check_tables,
     create_private_dir,
     create_private_file,
     secure_store_files,
 )
+from federated.store_records import (
+    Device,
+    MissingStore,
+    ModelVersion,
+    RevokedDevice,
+    StoreError,
+    UncertifiedDevice,
+    UnknownDevice,
+    UnknownVersion,
+)
+from federated.store_rounds import RoundLog
+from federated.store_schema import create_schema, upgrade_schema
 from model.manifest import write_atomic
 
-SCHEMA_VERSION = 3
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    token_sha256 TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    revoked REAL,
-    last_seen REAL,
-    public_key TEXT,
-    certificate BLOB
-);
-CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key);
-CREATE TABLE IF NOT EXISTS model_versions (
-    version INTEGER PRIMARY KEY,
-    parent INTEGER REFERENCES model_versions(version),
-    created REAL NOT NULL,
-    round_id INTEGER,
-    weights_sha256 TEXT NOT NULL,
-    artifacts TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('initial', 'candidate', 'promoted', 'rejected')),
-    fleet_metrics TEXT,
-    gate_reason TEXT
-);
-CREATE TABLE IF NOT EXISTS rounds (
-    id INTEGER PRIMARY KEY,
-    started REAL NOT NULL,
-    finished REAL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted')),
-    base_version INTEGER NOT NULL REFERENCES model_versions(version),
-    new_version INTEGER REFERENCES model_versions(version),
-    participants TEXT NOT NULL,
-    survivors TEXT,
-    reason TEXT,
-    timings TEXT
-);
-CREATE TABLE IF NOT EXISTS secagg_sessions (
-    session_id TEXT PRIMARY KEY,
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    started REAL NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted')),
-    n INTEGER NOT NULL,
-    threshold INTEGER NOT NULL,
-    dropped TEXT,
-    reason TEXT
-);
-CREATE TABLE IF NOT EXISTS device_metrics (
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    device_id INTEGER NOT NULL REFERENCES devices(id),
-    version INTEGER NOT NULL REFERENCES model_versions(version),
-    metrics TEXT NOT NULL,
-    PRIMARY KEY (round_id, device_id, version)
-);
-CREATE TABLE IF NOT EXISTS deployments (
-    id INTEGER PRIMARY KEY,
-    version INTEGER NOT NULL REFERENCES model_versions(version),
-    at REAL NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('promote', 'rollback')),
-    reason TEXT NOT NULL
-);
-"""
-# Schema 3 (issue 22): a version's fleet quality, the secure-aggregation sum of its evaluators'
-# confusion counts; only the fleet total, never one device's counts (devices >= 2).
-_FLEET_QUALITY = """
-CREATE TABLE IF NOT EXISTS fleet_quality (
-    version INTEGER PRIMARY KEY REFERENCES model_versions(version),
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    at REAL NOT NULL,
-    devices INTEGER NOT NULL CHECK (devices >= 2),
-    languages TEXT NOT NULL,
-    counts TEXT NOT NULL
-)"""
-_TABLES = (
-    "meta",
-    "devices",
-    "model_versions",
-    "rounds",
-    "secagg_sessions",
-    "device_metrics",
-    "deployments",
-)
-
-
-class StoreError(RuntimeError):
-    """The database or a blob is missing, corrupt, or of another schema version."""
-
-
-class MissingStore(StoreError):
-    """No database at the path a command that only reads was given."""
-
-
-class UnknownDevice(StoreError):
-    """A token matches no enrolled device."""
-
-
-class RevokedDevice(StoreError):
-    """A token belongs to a revoked device."""
-
-
-class UncertifiedDevice(StoreError):
-    """A device has no certificate from the enrollment authority (its enrollment is not
-    finished), or a certificate was refused."""
-
-
-class UnknownVersion(StoreError):
-    """A model version that was never stored."""
-
-
-@dataclass(frozen=True)
-class Device:
-    """An enrolled Pi."""
-
-    id: int
-    name: str
-    created: float
-    revoked: float | None
-    last_seen: float | None
-    public_key: bytes | None = None
-    # The authority's certificate (DeviceCertificate.to_bytes), None while enrollment is pending.
-    certificate: bytes | None = None
-
-    @property
-    def status(self) -> str:
-        """revoked, pending (no certificate yet) or active."""
-        if self.revoked is not None:
-            return "revoked"
-        return "active" if self.certificate is not None else "pending"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One stored model: its weights blob, its artifacts (kind -> sha256) and its verdict."""
-
-    version: int
-    parent: int | None
-    created: float
-    round_id: int | None
-    weights_sha256: str
-    artifacts: dict[str, str]
-    status: str
-    fleet_metrics: dict[str, Any] | None
-    gate_reason: str | None
-
-
-_DEVICE_COLS = "id, name, created, revoked, last_seen, public_key, certificate"
-# Schema 1 (before device identities) -> 2: the two identity columns, nothing else changes.
-_MIGRATE_1_TO_2 = (
-    "ALTER TABLE devices ADD COLUMN public_key TEXT",
-    "ALTER TABLE devices ADD COLUMN certificate BLOB",
-    "CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key)",
-    "UPDATE meta SET value='2' WHERE key='schema'",
-)
-# Schema 2 -> 3: the fleet quality table, nothing else changes.
-_MIGRATE_2_TO_3 = (_FLEET_QUALITY, "UPDATE meta SET value='3' WHERE key='schema'")
-
-
-def _device(row: tuple) -> Device:
-    device_id, name, created, revoked, last_seen, public_key, certificate = row
-    key = bytes.fromhex(public_key) if public_key else None
-    return Device(device_id, name, created, revoked, last_seen, key, certificate)
-
-
-def hash_token(token: str) -> str:
-    """Tokens are stored only as sha256, so a stolen database grants no access."""
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = [
+    "Device",
+    "MissingStore",
+    "ModelVersion",
+    "RevokedDevice",
+    "Store",
+    "StoreError",
+    "UncertifiedDevice",
+    "UnknownDevice",
+    "UnknownVersion",
+]
 
 
 class Store:
@@ -237,26 +87,12 @@ class Store:
             self._db = SerialConnection(str(self.path))
             self._db.execute("PRAGMA busy_timeout=5000")
             if exists:  # checked before anything is written to it
-                check_tables(self._db, self.path, _TABLES)
-                row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                if row is not None and row[0] == "1":
-                    self._migrate(_MIGRATE_1_TO_2)
-                    row = ("2",)
-                if row is not None and row[0] == "2":
-                    self._migrate(_MIGRATE_2_TO_3)
-                    row = ("3",)
-            if exists and (row is None or row[0] != str(SCHEMA_VERSION)):
-                raise StoreError(
-                    f"{self.path} has schema {row[0] if row else 'none'}, this pifed uses "
-                    f"{SCHEMA_VERSION}; "
-                    "use the matching pifed version"
-                )
+                upgrade_schema(self._db, self.path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             if not exists:
-                self._db.executescript(_SCHEMA + _FLEET_QUALITY + ";")
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                create_schema(self._db)
             create_private_dir(self.blob_dir)
             secure_store_files(self.path, self.blob_dir)
         except StoreFileError as e:
@@ -270,19 +106,8 @@ class Store:
         except StoreError:
             self._close_quietly()
             raise
-
-    def _migrate(self, statements: tuple[str, ...]) -> None:
-        """Bring an older fleet one schema up (one transaction). 1 -> 2 adds the identity
-        columns: a schema-1 fleet's devices have no certificate, so each is refused until
-        enrolled again with its Pi's public key. 2 -> 3 adds the fleet quality table."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                self._db.execute(statement)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        self._devices = DeviceRegistry(self._db, self.path, clock)
+        self._rounds = RoundLog(self._db, clock)
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
@@ -321,166 +146,55 @@ class Store:
             raise StoreError(f"blob {digest[:12]}… is corrupted on disk")
         return data
 
-    # -- devices -------------------------------------------------------------------------------
+    # -- devices (federated.store_devices) ------------------------------------------------------
     def enroll(self, name: str, public_key: bytes | None = None) -> str:
-        """Register a device with the public key its Pi made, and return its new token (shown
-        once, stored only hashed). It stays pending (refused) until :meth:`certify`."""
-        if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
-            raise ValueError(f"device name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
-        # The prefix keeps a token from starting with "-", which a shell or argparse would
-        # read as an option (token_urlsafe uses '-' and '_'), and makes tokens easy to grep for.
-        token = "pfd_" + secrets.token_urlsafe(32)
-        try:
-            with self.transaction() as db:
-                db.execute(
-                    "INSERT INTO devices (name, token_sha256, created, public_key) "
-                    "VALUES (?, ?, ?, ?)",
-                    (name, hash_token(token), self._clock(), public_key and public_key.hex()),
-                )
-        except sqlite3.IntegrityError as e:
-            if "public_key" in str(e):
-                raise ValueError(self._key_taken(public_key)) from e
-            raise ValueError(f"a device named {name!r} is already enrolled") from e
-        return token
-
-    def _key_taken(self, public_key: bytes | None) -> str:
-        row = self._db.execute(
-            "SELECT name FROM devices WHERE public_key=?", (public_key and public_key.hex(),)
-        ).fetchone()
-        return (
-            f"that public key is already enrolled as device {row[0] if row else '?'!r}: every "
-            "Pi makes its own key (`pifed edge --init-identity` on that Pi)"
-        )
+        """Register a device and return its new token (:meth:`DeviceRegistry.enroll`)."""
+        return self._devices.enroll(name, public_key)
 
     def set_public_key(self, name: str, public_key: bytes) -> Device:
-        """Give an active device that has no certificate yet (enrolled before device identities,
-        or whose request was lost) its Pi's public key; its token stays valid."""
-        device = self.device(name)
-        if device.revoked is not None:
-            raise RevokedDevice(f"device {name!r} was revoked; enroll the Pi under a new name")
-        if device.certificate is not None:
-            raise StoreError(
-                f"device {name!r} already has a certificate; to re-key it, revoke it and enroll "
-                "the Pi under a new name"
-            )
-        try:
-            with self.transaction() as db:
-                db.execute(
-                    "UPDATE devices SET public_key=? WHERE id=?", (public_key.hex(), device.id)
-                )
-        except sqlite3.IntegrityError as e:
-            raise ValueError(self._key_taken(public_key)) from e
-        return self.device(name)
+        """Give a device without a certificate its Pi's public key (:class:`DeviceRegistry`)."""
+        return self._devices.set_public_key(name, public_key)
 
     def pin_authority(self, public: bytes) -> None:
-        """Pin the enrollment authority's public key (the first enrollment does); a different
-        one later is refused: every certificate of the fleet is under the pinned one."""
-        current = self.authority()
-        if current == public:
-            return
-        if current is not None:
-            raise StoreError(
-                f"{self.path} pins enrollment authority {current.hex()[:16]}..., not "
-                f"{public.hex()[:16]}...: use the fleet's authority key (or a new --db for a "
-                "new fleet)"
-            )
-        with self.transaction() as db:
-            db.execute("INSERT INTO meta VALUES ('authority', ?)", (public.hex(),))
+        """Pin the fleet's enrollment authority key (:meth:`DeviceRegistry.pin_authority`)."""
+        self._devices.pin_authority(public)
 
     def authority(self) -> bytes | None:
         """The pinned enrollment authority public key, or None before the first enrollment."""
-        row = self._db.execute("SELECT value FROM meta WHERE key='authority'").fetchone()
-        return bytes.fromhex(row[0]) if row else None
+        return self._devices.authority()
 
     def certify(self, cert: DeviceCertificate) -> Device:
-        """Store the authority's certificate for an enrolled device, after checking it: signed
-        by the pinned authority, for this device's id, name and registered public key."""
-        authority = self.authority()
-        if authority is None:
-            raise UncertifiedDevice(
-                f"{self.path} pins no enrollment authority yet: enroll with --authority-key "
-                "or --authority (authority.pub) first"
-            )
-        try:
-            verify_certificate(authority, cert)
-        except CertificateError as e:
-            raise UncertifiedDevice(str(e)) from e
-        device = self.device_by_id(cert.device_id)
-        if device is None or device.name != cert.device_name:
-            raise UncertifiedDevice(
-                f"the certificate is for device {cert.device_id} ({cert.device_name!r}), which "
-                f"{self.path} does not hold: import it into the fleet that made the request"
-            )
-        if device.revoked is not None:
-            raise RevokedDevice(f"device {device.name!r} was revoked; its certificate is refused")
-        if device.public_key != cert.public_key:
-            raise UncertifiedDevice(
-                f"the certificate certifies another public key than device {device.name!r} "
-                "enrolled with; sign the request `pifed enroll` wrote for it"
-            )
-        with self.transaction() as db:
-            db.execute("UPDATE devices SET certificate=? WHERE id=?", (cert.to_bytes(), device.id))
-        return self.device(device.name)
+        """Store a device's certificate once checked (:meth:`DeviceRegistry.certify`)."""
+        return self._devices.certify(cert)
 
     def device(self, name: str) -> Device:
         """The device of that name, or UnknownDevice."""
-        row = self._db.execute(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE name=?", (name,)
-        ).fetchone()
-        if row is None:
-            raise UnknownDevice(f"no device named {name!r} (see `pifed devices`)")
-        return _device(row)
+        return self._devices.device(name)
 
     def device_by_id(self, device_id: int) -> Device | None:
         """The device with this id, or None."""
-        row = self._db.execute(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE id=?", (device_id,)
-        ).fetchone()
-        return _device(row) if row else None
+        return self._devices.device_by_id(device_id)
 
     def certificate(self, device_id: int) -> DeviceCertificate | None:
         """A device's stored certificate (None: pending or unknown)."""
-        device = self.device_by_id(device_id)
-        if device is None or device.certificate is None:
-            return None
-        return DeviceCertificate.from_bytes(device.certificate)
+        return self._devices.certificate(device_id)
 
     def revoke(self, name: str) -> None:
         """Revoke a device: its token and its certificate are refused from now on."""
-        with self.transaction() as db:
-            cur = db.execute(
-                "UPDATE devices SET revoked=? WHERE name=? AND revoked IS NULL",
-                (self._clock(), name),
-            )
-            if cur.rowcount == 0:
-                raise UnknownDevice(f"no active device named {name!r}")
+        self._devices.revoke(name)
 
     def authenticate(self, token: str) -> Device:
-        """The device a token belongs to; raises UnknownDevice or RevokedDevice."""
-        row = self._db.execute(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE token_sha256=?", (hash_token(token),)
-        ).fetchone()
-        if row is None:
-            raise UnknownDevice("unknown device token; enroll the device with `pifed enroll`")
-        device = _device(row)
-        if device.revoked is not None:
-            raise RevokedDevice(f"device {device.name!r} was revoked")
-        if device.certificate is None:
-            raise UncertifiedDevice(
-                f"device {device.name!r} has no certificate from the enrollment authority: "
-                "finish its enrollment (`pifed enroll --import-cert FILE`, or `pifed enroll "
-                f"{device.name} --public-key HEX --authority-key KEY`)"
-            )
-        return device
+        """The device a token belongs to; raises UnknownDevice, RevokedDevice or
+        UncertifiedDevice."""
+        return self._devices.authenticate(token)
 
     def touch(self, device_id: int) -> None:
         """Record that a device was seen now."""
-        self._db.execute("UPDATE devices SET last_seen=? WHERE id=?", (self._clock(), device_id))
+        self._devices.touch(device_id)
 
     def devices(self) -> list[Device]:
         """All enrolled devices, oldest first."""
-        rows = self._db.execute(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id").fetchall()
-        return [_device(r) for r in rows]
+        return self._devices.devices()
 
     # -- model versions ------------------------------------------------------------------------
     def add_version(
@@ -632,57 +346,24 @@ class Store:
             "SELECT id, version, at, kind, reason FROM deployments ORDER BY id"
         ).fetchall()
 
-    # -- rounds and sessions -------------------------------------------------------------------
+    # -- rounds, sessions and evaluations (federated.store_rounds) -------------------------------
     def abort_unfinished_rounds(self, reason: str) -> list[int]:
         """On start-up: rounds left 'running' by a crash are aborted (their keys are gone)."""
-        with self.transaction() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM rounds WHERE status='running'")]
-            now = self._clock()
-            db.execute(
-                "UPDATE rounds SET status='aborted', finished=?, reason=? WHERE status='running'",
-                (now, reason),
-            )
-            db.execute(
-                "UPDATE secagg_sessions SET status='aborted', reason=? WHERE status='running'",
-                (reason,),
-            )
-            db.execute(
-                "UPDATE model_versions SET status='rejected', gate_reason=? "
-                "WHERE status='candidate' AND round_id IN (SELECT id FROM rounds "
-                "WHERE status='aborted')",
-                (reason,),
-            )
-        return ids
+        return self._rounds.abort_unfinished_rounds(reason)
 
     def start_round(self, base_version: int, participants: list[int]) -> int:
         """A new round row in state 'running'."""
-        with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO rounds (started, status, base_version, participants) "
-                "VALUES (?, 'running', ?, ?)",
-                (self._clock(), base_version, json.dumps(participants)),
-            )
-            assert cur.lastrowid is not None
-            return int(cur.lastrowid)
+        return self._rounds.start_round(base_version, participants)
 
     def start_session(self, round_id: int, session_id: str, n: int, threshold: int) -> None:
         """Record a secure-aggregation session bound to its round."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO secagg_sessions (session_id, round_id, started, status, n, "
-                "threshold) VALUES (?, ?, ?, 'running', ?, ?)",
-                (session_id, round_id, self._clock(), n, threshold),
-            )
+        self._rounds.start_session(round_id, session_id, n, threshold)
 
     def finish_session(
         self, session_id: str, ok: bool, dropped: dict[int, str], reason: str = ""
     ) -> None:
         """Close a session as completed or aborted."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE secagg_sessions SET status=?, dropped=?, reason=? WHERE session_id=?",
-                ("completed" if ok else "aborted", json.dumps(dropped), reason, session_id),
-            )
+        self._rounds.finish_session(session_id, ok, dropped, reason)
 
     def finish_round(
         self,
@@ -694,59 +375,21 @@ class Store:
         timings: dict[str, float] | None = None,
     ) -> None:
         """Close a round as completed or aborted."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE rounds SET status=?, finished=?, reason=?, new_version=?, survivors=?, "
-                "timings=? WHERE id=?",
-                (
-                    "completed" if ok else "aborted",
-                    self._clock(),
-                    reason,
-                    new_version,
-                    json.dumps(survivors),
-                    json.dumps(timings or {}),
-                    round_id,
-                ),
-            )
+        self._rounds.finish_round(round_id, ok, reason, new_version, survivors, timings)
 
     def completed_rounds(self) -> int:
-        """How many rounds completed (gate verdict reached): a restart's ``--rounds`` counts
-        these, not the rounds this process ran."""
-        row = self._db.execute("SELECT COUNT(*) FROM rounds WHERE status='completed'").fetchone()
-        return int(row[0])
+        """How many rounds completed: what a restart's ``--rounds`` counts."""
+        return self._rounds.completed_rounds()
 
     def rounds(self) -> list[dict[str, Any]]:
         """Every round as a dict, oldest first."""
-        cols = (
-            "id",
-            "started",
-            "finished",
-            "status",
-            "base_version",
-            "new_version",
-            "participants",
-            "survivors",
-            "reason",
-            "timings",
-        )
-        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM rounds ORDER BY id").fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(cols, r, strict=True))
-            for k in ("participants", "survivors", "timings"):
-                d[k] = json.loads(d[k]) if d[k] else None
-            out.append(d)
-        return out
+        return self._rounds.rounds()
 
     def add_device_metrics(
         self, round_id: int, device_id: int, version: int, metrics: dict[str, Any]
     ) -> None:
         """One device's on-device evaluation of one version."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO device_metrics VALUES (?, ?, ?, ?)",
-                (round_id, device_id, version, json.dumps(metrics, sort_keys=True)),
-            )
+        self._rounds.add_device_metrics(round_id, device_id, version, metrics)
 
     def add_fleet_quality(
         self,
@@ -756,26 +399,6 @@ class Store:
         counts: list[list[int]],
         devices: int,
     ) -> None:
-        """A version's fleet quality: the secure-aggregation sum of ``devices`` evaluators'
-        confusion counts (``counts[true][predicted]``, in ``languages`` order). Never one
-        device's counts: fewer than 2 devices is refused (``StoreError``)."""
-        n = len(languages)
-        if devices < 2:
-            raise StoreError(
-                f"a fleet quality summed over {devices} device(s) is one Pi's label mix; only "
-                "a secure-aggregation sum of 2 or more devices is stored"
-            )
-        if len(counts) != n or any(len(row) != n for row in counts):
-            raise StoreError(f"fleet quality counts must be {n} x {n} for {n} languages")
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO fleet_quality VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    version,
-                    round_id,
-                    self._clock(),
-                    devices,
-                    json.dumps(list(languages)),
-                    json.dumps([[int(c) for c in row] for row in counts]),
-                ),
-            )
+        """A version's fleet quality, a secure-aggregation sum over 2 or more devices
+        (:meth:`RoundLog.add_fleet_quality`)."""
+        self._rounds.add_fleet_quality(version, round_id, languages, counts, devices)

@@ -1,7 +1,7 @@
 """The store's files on disk: owner-only permissions, the schema check, blob checks at start.
 
-Kept out of ``federated.store`` (the schema and its transactions) because none of this is a
-transaction: it is what must hold of the files before any transaction runs.
+Kept out of ``federated.store`` (the transactions) and ``federated.store_schema`` (the tables)
+because none of this is a transaction: it is what must hold of the files before any runs.
 
 Permissions: the database, its ``-wal``/``-shm`` files and the blob folder are created owner-only
 (0600 / 0700). Found wider at start, they are *tightened* and a warning says so, rather than only
