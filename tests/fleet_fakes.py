@@ -9,9 +9,11 @@ Only the TFLite exporter is faked (it needs TensorFlow): it returns marked bytes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,14 +215,44 @@ class FakePi:
         return DeployReply(task.version)
 
 
-def run_one_round(coord: Coordinator, pis: list[FakePi]) -> dict:
+def fake_coordinator(
+    store: Store,
+    cfg: FleetConfig | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    exporter: FakeExporter | None = None,
+) -> Coordinator:
+    """A real coordinator over a :func:`seeded_store` and the template model beside it
+    (:func:`make_fleet_dir`), with :class:`FakeExporter` in place of the TFLite converter."""
+    return Coordinator(
+        store,
+        str(store.path.parent / "model"),
+        cfg if cfg is not None else fake_cfg(),
+        on_event=on_event,
+        exporter=exporter if exporter is not None else FakeExporter(),
+    )
+
+
+@contextlib.contextmanager
+def pis_running(coord: Coordinator, pis: list[FakePi], connected: bool = False) -> Iterator[None]:
+    """The fake Pis polling ``coord`` from their threads (``connected``: once every one counts
+    as live); on exit the Pis and the coordinator are stopped, whatever the test did."""
     for p in pis:
         p.thread.start()
     try:
-        return coord.run_round()
+        deadline = time.monotonic() + 10
+        while connected and len(coord.live_devices()) < len(pis):
+            assert time.monotonic() < deadline, "the fake Pis never all connected"
+            time.sleep(0.02)
+        yield
     finally:
         for p in pis:
             p.stop.set()
         coord.stop()
         for p in pis:
             p.thread.join(timeout=5)
+
+
+def run_one_round(coord: Coordinator, pis: list[FakePi]) -> dict:
+    """One round of ``coord`` with ``pis`` answering; its summary."""
+    with pis_running(coord, pis):
+        return coord.run_round()
