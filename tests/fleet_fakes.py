@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fleet_harness import PROMOTE_ALL  # tests/integration on sys.path
 
 from edge.device_identity import load_identity
 from edge.secagg import SecAggError
@@ -42,7 +43,6 @@ from edge.wire import WireError, decode, encode
 from federated.authority import enroll_local, init_authority, load_authority_key
 from federated.broker import StaleTask
 from federated.coordinator import Coordinator, FleetConfig
-from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from federated.store import Device, Store
 from model.encoding import Vocab
@@ -117,11 +117,7 @@ def fake_cfg(**kw: object) -> FleetConfig:
         eval_timeout=30.0,
         deploy_timeout=10.0,
         wait_devices_timeout=30.0,
-        settings=RoundSettings(
-            gate=GateConfig(
-                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-            )
-        ),
+        settings=RoundSettings(gate=PROMOTE_ALL),
     )
     base.update(kw)
     return FleetConfig(**base)
