@@ -14,6 +14,7 @@ Two ways, one interface (:class:`CandidateExporter`):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import tempfile
@@ -93,19 +94,8 @@ def candidate_manifest(template: ModelManifest, version: int, files: dict[str, b
         kind: {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         for kind, name, data in ((_kind_of(n), n, d) for n, d in files.items())
     }
-    return (
-        ModelManifest(
-            languages=template.languages,
-            vocab=template.vocab,
-            model_config=template.model_config,
-            artifacts=artifacts,
-            weights=template.weights,
-            train_batch=template.train_batch,
-            version=str(version),
-        )
-        .to_json()
-        .encode()
-    )
+    manifest = dataclasses.replace(template, artifacts=artifacts, version=str(version))
+    return manifest.to_json().encode()
 
 
 def _kind_of(file_name: str) -> str:

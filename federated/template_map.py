@@ -16,6 +16,7 @@ template's file. Run ``python -m federated.template_map DIR`` to add a map to a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -248,15 +249,7 @@ def add_template_map(model_dir: str | Path, model: Any | None = None) -> ModelMa
     write_atomic(path, data)
     artifacts = dict(manifest.artifacts)
     artifacts[MAP_KIND] = {"file": MAP_FILE, "sha256": sha256_file(path), "bytes": len(data)}
-    out = ModelManifest(
-        languages=manifest.languages,
-        vocab=manifest.vocab,
-        model_config=manifest.model_config,
-        artifacts=artifacts,
-        weights=manifest.weights,
-        train_batch=manifest.train_batch,
-        version=manifest.version,
-    )
+    out = dataclasses.replace(manifest, artifacts=artifacts)
     out.save(folder)
     return out
 

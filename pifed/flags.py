@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
 
 from model.dataset import DATA_ENV
 
@@ -51,14 +53,61 @@ def add_db(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_certs(p: argparse._ActionsContainer) -> None:
+    """``--certs DIR``: the server certificate a coordinator or dashboard serves TLS with."""
+    p.add_argument("--certs", metavar="DIR", help="server.pem/server.key from `pifed certs`")
+
+
 def add_tls_server(p: argparse.ArgumentParser) -> None:
     """``--certs DIR`` / ``--insecure`` for the coordinator."""
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--certs", metavar="DIR", help="server.pem/server.key from `pifed certs`")
+    add_certs(g)
     g.add_argument(
         "--insecure",
         action="store_true",
         help="plaintext gRPC (tests on one machine only; tokens travel in clear)",
+    )
+
+
+def add_dashboard(p: argparse.ArgumentParser) -> None:
+    """``--dashboard HOST:PORT`` and ``--operator-token FILE`` of ``pifed server`` (the
+    dashboard beside a running coordinator, off unless asked for)."""
+    p.add_argument(
+        "--dashboard",
+        metavar="HOST:PORT",
+        help="serve the web dashboard here (a bare PORT or 127.0.0.1:PORT: this machine only; "
+        "any other address serves HTTPS with --certs; see docs/dashboard.md); default: off",
+    )
+    p.add_argument(
+        "--operator-token",
+        metavar="FILE",
+        help="file (mode 600) holding the operator's token: enables rollback, revoke and "
+        "enroll in the dashboard; without it the dashboard is read-only",
+    )
+
+
+@dataclass(frozen=True)
+class DashboardFlags:
+    """Where and how a command serves the dashboard, as its flags gave it."""
+
+    address: str | None  # --dashboard HOST:PORT; None: no dashboard
+    certs: Path | None  # --certs DIR (HTTPS off loopback; the coordinator's TLS too)
+    operator_token: Path | None  # --operator-token FILE; None: read-only
+
+
+def dashboard_from_args(args: argparse.Namespace) -> DashboardFlags:
+    """The dashboard flags of ``pifed server`` or ``pifed dashboard`` (which has no
+    ``--operator-token``: read-only), as paths.
+
+    Raises :class:`FleetFlagError` for an operator token without a dashboard to use it in.
+    """
+    token = getattr(args, "operator_token", None)
+    if token and not args.dashboard:
+        raise FleetFlagError("--operator-token needs --dashboard HOST:PORT")
+    return DashboardFlags(
+        address=args.dashboard,
+        certs=Path(args.certs) if args.certs else None,
+        operator_token=Path(token) if token else None,
     )
 
 
@@ -204,72 +253,45 @@ def add_fleet_rounds(p: argparse.ArgumentParser) -> None:
         default=600.0,
         help="seconds devices have to train before AdvertiseKeys closes (default: %(default)s)",
     )
-    d = _fleet_defaults()
-    p.add_argument(
-        "--eval-timeout",
-        type=float,
-        default=d["eval_timeout"],
-        metavar="S",
-        help="seconds the evaluate stage waits for the devices' metrics (default: %(default)s)",
-    )
-    p.add_argument(
-        "--deploy-timeout",
-        type=float,
-        default=d["deploy_timeout"],
-        metavar="S",
-        help="seconds the deploy stage waits for live devices to install a promoted version "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--wait-devices-timeout",
-        type=float,
-        default=d["wait_devices_timeout"],
-        metavar="S",
-        help="seconds a round waits for --min-devices connected devices before it fails "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--poll-wait",
-        type=float,
-        default=d["poll_wait"],
-        metavar="S",
-        help="seconds a device's long-poll is held open when there is nothing for it "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--live-window",
-        type=float,
-        default=d["live_window"],
-        metavar="S",
-        help="a device counts as connected if it polled within this many seconds; must exceed "
-        "--poll-wait (default: %(default)s)",
-    )
-    p.add_argument(
-        "--silence-timeout",
-        type=float,
-        default=d["silence_timeout"],
-        metavar="S",
-        help="a Pi busy on a task heartbeats every 2 s; one silent this long is gone and its "
-        "round goes on without it (default: %(default)s)",
-    )
-
-
-def _fleet_defaults() -> dict[str, float]:
-    """FleetConfig's timeout defaults (one default each, kept there)."""
     from federated.fleet_config import FleetConfig
 
-    c = FleetConfig()
-    return {
-        k: getattr(c, k)
-        for k in (
-            "eval_timeout",
-            "deploy_timeout",
-            "wait_devices_timeout",
-            "poll_wait",
-            "live_window",
-            "silence_timeout",
+    defaults = FleetConfig()  # the timeouts' defaults: one each, kept there
+    for flag, help_text in _FLEET_TIMEOUTS:
+        p.add_argument(
+            flag,
+            type=float,
+            default=getattr(defaults, flag[2:].replace("-", "_")),
+            metavar="S",
+            help=help_text + " (default: %(default)s)",
         )
-    }
+
+
+#: The fleet's timeout flags (seconds, FleetConfig's defaults): flag, then what it bounds.
+_FLEET_TIMEOUTS = (
+    ("--eval-timeout", "seconds the evaluate stage waits for the devices' metrics"),
+    (
+        "--deploy-timeout",
+        "seconds the deploy stage waits for live devices to install a promoted version",
+    ),
+    (
+        "--wait-devices-timeout",
+        "seconds a round waits for --min-devices connected devices before it fails",
+    ),
+    (
+        "--poll-wait",
+        "seconds a device's long-poll is held open when there is nothing for it",
+    ),
+    (
+        "--live-window",
+        "a device counts as connected if it polled within this many seconds; must exceed "
+        "--poll-wait",
+    ),
+    (
+        "--silence-timeout",
+        "a Pi busy on a task heartbeats every 2 s; one silent this long is gone and its "
+        "round goes on without it",
+    ),
+)
 
 
 class DefaultsShown(argparse.HelpFormatter):
@@ -291,7 +313,8 @@ class DefaultsShown(argparse.HelpFormatter):
 
 
 class FleetFlagError(ValueError):
-    """The round flags of ``pifed server`` / ``pifed demo`` make no valid FleetConfig."""
+    """The round flags of ``pifed server`` / ``pifed demo`` make no valid FleetConfig, or the
+    dashboard flags of ``pifed server`` do not fit together."""
 
 
 def fleet_config(args: argparse.Namespace) -> object:

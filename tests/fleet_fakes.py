@@ -9,13 +9,16 @@ Only the TFLite exporter is faked (it needs TensorFlow): it returns marked bytes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fleet_harness import PROMOTE_ALL  # tests/integration on sys.path
 
 from edge.device_identity import load_identity
 from edge.secagg import SecAggError
@@ -40,7 +43,6 @@ from edge.wire import WireError, decode, encode
 from federated.authority import enroll_local, init_authority, load_authority_key
 from federated.broker import StaleTask
 from federated.coordinator import Coordinator, FleetConfig
-from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from federated.store import Device, Store
 from model.encoding import Vocab
@@ -115,11 +117,7 @@ def fake_cfg(**kw: object) -> FleetConfig:
         eval_timeout=30.0,
         deploy_timeout=10.0,
         wait_devices_timeout=30.0,
-        settings=RoundSettings(
-            gate=GateConfig(
-                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-            )
-        ),
+        settings=RoundSettings(gate=PROMOTE_ALL),
     )
     base.update(kw)
     return FleetConfig(**base)
@@ -213,14 +211,44 @@ class FakePi:
         return DeployReply(task.version)
 
 
-def run_one_round(coord: Coordinator, pis: list[FakePi]) -> dict:
+def fake_coordinator(
+    store: Store,
+    cfg: FleetConfig | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    exporter: FakeExporter | None = None,
+) -> Coordinator:
+    """A real coordinator over a :func:`seeded_store` and the template model beside it
+    (:func:`make_fleet_dir`), with :class:`FakeExporter` in place of the TFLite converter."""
+    return Coordinator(
+        store,
+        str(store.path.parent / "model"),
+        cfg if cfg is not None else fake_cfg(),
+        on_event=on_event,
+        exporter=exporter if exporter is not None else FakeExporter(),
+    )
+
+
+@contextlib.contextmanager
+def pis_running(coord: Coordinator, pis: list[FakePi], connected: bool = False) -> Iterator[None]:
+    """The fake Pis polling ``coord`` from their threads (``connected``: once every one counts
+    as live); on exit the Pis and the coordinator are stopped, whatever the test did."""
     for p in pis:
         p.thread.start()
     try:
-        return coord.run_round()
+        deadline = time.monotonic() + 10
+        while connected and len(coord.live_devices()) < len(pis):
+            assert time.monotonic() < deadline, "the fake Pis never all connected"
+            time.sleep(0.02)
+        yield
     finally:
         for p in pis:
             p.stop.set()
         coord.stop()
         for p in pis:
             p.thread.join(timeout=5)
+
+
+def run_one_round(coord: Coordinator, pis: list[FakePi]) -> dict:
+    """One round of ``coord`` with ``pis`` answering; its summary."""
+    with pis_running(coord, pis):
+        return coord.run_round()

@@ -27,23 +27,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 
-from fleet_harness import Edge, enroll_pis, write_device_names
+from fleet_harness import PROMOTE_ALL, iid_device_folders, started_fleet
 
 from federated.certs import make_certs
 from federated.coordinator import FleetConfig
 from federated.exporter import init_model
-from federated.fleet import FleetServer
-from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from model.dataset import NamesDataset, load_names, resolve_data_dir
-from model.partition import partition
-from model.split import split_by_name
+from pifed.commands.edge import FAULT_KINDS
 
-STAGES = ("train", "secagg", "evaluate", "deploy")
+STAGES = FAULT_KINDS  # the stages a Pi can hang in (pifed edge --fault-hang-in)
 
 
 def run_drill(
@@ -51,63 +46,26 @@ def run_drill(
 ) -> dict[str, Any]:
     """One drill: the last Pi hangs in ``stage`` and is killed; returns the timings."""
     out.mkdir(parents=True, exist_ok=True)
-    train, _ = split_by_name(ds, 0.2, 0)
-    parts = partition(ds, train, devices, "iid", 0)
-    tokens, _ = enroll_pis(out, [f"pi-{i}" for i in range(devices)])
+    folders = iid_device_folders(ds, out, devices)
     # Evaluate and deploy come after the session: the round in progress completes, so a second
     # round shows how soon one runs without the dead Pi.
     rounds = 2 if stage in ("evaluate", "deploy") else 1
     cfg = FleetConfig(  # the default timeouts: the point is the real default behaviour
         rounds=rounds,
         min_devices=2,
-        settings=RoundSettings(
-            gate=GateConfig(
-                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-            )
-        ),
+        settings=RoundSettings(gate=PROMOTE_ALL),
         wait_devices_timeout=600,
     )
-    events: list[tuple[float, dict[str, Any]]] = []
-    fleet = FleetServer.start(
-        out / "fleet.db",
-        model,
-        cfg,
-        "127.0.0.1:0",
-        certs,
-        on_event=lambda e: events.append((time.monotonic(), e)),
-    )
-    edges: list[Edge] = []
     victim = devices - 1
-    try:
-        for i, tok in enumerate(tokens):
-            rows = np.concatenate([parts[i].train, parts[i].holdout])
-            edges.append(
-                Edge(
-                    f"pi-{i}",
-                    fleet.port,
-                    tok,
-                    write_device_names(ds, rows, out / f"pi-{i}" / "names"),
-                    out,
-                    certs / "ca.pem",
-                    seed=i,
-                    hang_in=stage if i == victim else None,
-                )
-            )
-        deadline = time.monotonic() + 600
-        while len(fleet.coordinator.live_devices()) < devices:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the edge processes never all connected")
-            time.sleep(0.1)
-        runner = fleet.run_rounds_in_background()
-        edges[victim].wait_for(lambda e: e.get("event") == "fault_hang", timeout=600)
+    hang = {victim: {"hang_in": stage}}
+    with started_fleet(out, model, certs, cfg, folders, hang, connect_timeout=600) as fleet:
+        runner = fleet.server.run_rounds_in_background()
+        fleet.edges[victim].wait_for(lambda e: e.get("event") == "fault_hang", timeout=600)
         time.sleep(1)  # its first heartbeat has landed: the coordinator knows it as busy
-        edges[victim].kill()
+        fleet.edges[victim].kill()
         killed = time.monotonic()
         runner.join(timeout=600)
-    finally:
-        for e in edges:
-            e.stop()
-        fleet.close()
+    events = fleet.events
 
     def first(pred: Any) -> tuple[float, dict[str, Any]] | None:
         return next(((t, e) for t, e in events if t >= killed and pred(e)), None)

@@ -67,6 +67,22 @@ def _evaluated(result: Any, run: str) -> list[int]:
     return [r.round for r in next(x for x in result.runs if x.name == run).rounds]
 
 
+def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags every comparison run (iid, skew) passes to :class:`SimulationConfig`."""
+    return {
+        "rounds": args.rounds,
+        "units": args.units,
+        "embed_dim": args.embed_dim,
+        "client_lr": args.client_lr,
+        "coordinate_clip": args.coordinate_clip,
+        "server_lr": args.server_lr,
+        "server_momentum": args.server_momentum,
+        "client_lr_schedule": args.client_lr_schedule,
+        "eval_every": args.eval_every,
+        "seed": args.seed,
+    }
+
+
 def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """2 clients, iid: federated (plain and secure) vs centralized at equal epochs."""
     runs = ["centralized", "federated-secure"] if args.no_plain else None
@@ -76,17 +92,8 @@ def iid(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         compare=True,
         run_names=runs,
         clients=2,
-        rounds=args.rounds,
-        units=args.units,
-        embed_dim=args.embed_dim,
-        client_lr=args.client_lr,
-        coordinate_clip=args.coordinate_clip,
-        server_lr=args.server_lr,
-        server_momentum=args.server_momentum,
         local_steps=args.local_steps,
-        client_lr_schedule=args.client_lr_schedule,
-        eval_every=args.eval_every,
-        seed=args.seed,
+        **_run_settings(args),
     )
     names = [r.name for r in res.runs]
     acc = {n: _acc(res, n) for n in names}
@@ -130,16 +137,7 @@ def skew(ds: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
         run_names=["federated-secure"] if same else ["centralized", "federated-secure"],
         clients=2,
         partition="sorted-halves",
-        rounds=args.rounds,
-        units=args.units,
-        embed_dim=args.embed_dim,
-        client_lr=args.client_lr,
-        coordinate_clip=args.coordinate_clip,
-        server_lr=args.server_lr,
-        server_momentum=args.server_momentum,
-        client_lr_schedule=args.client_lr_schedule,
-        eval_every=args.eval_every,
-        seed=args.seed,
+        **_run_settings(args),
     )
     cen = ref["per_round"]["centralized"] if same and ref else _acc(res, "centralized")
     sec, rounds = _acc(res, "federated-secure"), _evaluated(res, "federated-secure")

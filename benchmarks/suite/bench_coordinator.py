@@ -163,30 +163,22 @@ def fleet_child(args: argparse.Namespace) -> int:
     if args.child == "map":
         block_tensorflow()
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
-    from fleet_harness import Edge, enroll_pis, write_device_names
+    from fleet_harness import PROMOTE_ALL, enroll_pis, iid_device_folders, start_edges
 
     from federated.certs import make_certs
     from federated.coordinator import FleetConfig
     from federated.fleet import FleetServer
-    from federated.gate import GateConfig
     from federated.round_settings import RoundSettings
     from model.dataset import load_names, resolve_data_dir
-    from model.partition import partition
-    from model.split import split_by_name
 
     out: Path = args.out
     ds = load_names(resolve_data_dir(args.data))
-    train, _ = split_by_name(ds, 0.2, 0)
-    parts = partition(ds, train, args.devices, "iid", 0)
     certs = make_certs(out / "certs").ca_cert.parent
     tokens, _ = enroll_pis(out, [f"pi-{i}" for i in range(args.devices)])
-    gate = GateConfig(
-        min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-    )
     cfg = FleetConfig(
         rounds=args.rounds,
         min_devices=args.devices,
-        settings=RoundSettings(gate=gate),
+        settings=RoundSettings(gate=PROMOTE_ALL),
         stage_timeout=120,
         train_timeout=900,
         wait_devices_timeout=600,
@@ -195,10 +187,8 @@ def fleet_child(args: argparse.Namespace) -> int:
     fleet = FleetServer.start(out / "fleet.db", args.model, cfg, "127.0.0.1:0", certs)
     edges = []
     try:
-        for i, tok in enumerate(tokens):
-            rows = np.concatenate([parts[i].train, parts[i].holdout])
-            names = write_device_names(ds, rows, out / f"pi-{i}" / "names")
-            edges.append(Edge(f"pi-{i}", fleet.port, tok, names, out, certs / "ca.pem", seed=i))
+        folders = iid_device_folders(ds, out, args.devices)
+        edges = start_edges(fleet.port, tokens, folders, out, certs / "ca.pem")
         summaries = fleet.coordinator.run()
         wall = time.perf_counter() - t0
     finally:

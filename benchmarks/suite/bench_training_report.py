@@ -25,56 +25,24 @@ TARGETS = (
 )
 
 
+def _row(trainer: str, threads: str, d: dict[str, Any], step: str, cpu: str) -> list[str]:
+    """One table row: ``d``'s step p50/p99 (keys ``{step}p50_ms``...) and ``{cpu}cpu_ms``."""
+    times = (d[f"{step}p50_ms"], d[f"{step}p99_ms"], d.get(f"{cpu}cpu_ms"))
+    return [trainer, threads, *(num(v, ".2f") for v in times)]
+
+
 def _step_rows(st: dict[str, Any]) -> list[list[str]]:
-    rows = [
-        [
-            "Keras train_on_batch",
-            "TF default",
-            num(st["keras_step_p50_ms"], ".2f"),
-            num(st["keras_step_p99_ms"], ".2f"),
-            num(st.get("keras_cpu_ms"), ".2f"),
-        ]
-    ]
+    rows = [_row("Keras train_on_batch", "TF default", st, "keras_step_", "keras_")]
     for t, f in st["tflite_by_threads"].items():
-        rows.append(
-            [
-                "TFLite train signature",
-                t,
-                num(f["p50_ms"], ".2f"),
-                num(f["p99_ms"], ".2f"),
-                num(f.get("cpu_ms"), ".2f"),
-            ]
-        )
+        rows.append(_row("TFLite train signature", t, f, "", ""))
     if "numpy_step_p50_ms" in st:
-        rows.append(
-            [
-                "numpy trainer (the fallback), same batches",
-                "numpy default",
-                num(st["numpy_step_p50_ms"], ".2f"),
-                num(st["numpy_step_p99_ms"], ".2f"),
-                num(st.get("numpy_cpu_ms"), ".2f"),
-            ]
-        )
+        trainer = "numpy trainer (the fallback), same batches"
+        rows.append(_row(trainer, "numpy default", st, "numpy_step_", "numpy_"))
     same = st.get("same_threads") or {}
     if "keras_step_p50_ms" in same:
-        rows.append(
-            [
-                "Keras train_on_batch, TF pinned to 1 thread",
-                "1",
-                num(same["keras_step_p50_ms"], ".2f"),
-                num(same["keras_step_p99_ms"], ".2f"),
-                num(same.get("keras_cpu_ms"), ".2f"),
-            ]
-        )
-        rows.append(
-            [
-                "TFLite train signature, beside it",
-                "1",
-                num(same["tflite_step_p50_ms"], ".2f"),
-                num(same["tflite_step_p99_ms"], ".2f"),
-                num(same.get("tflite_cpu_ms"), ".2f"),
-            ]
-        )
+        trainer = "Keras train_on_batch, TF pinned to 1 thread"
+        rows.append(_row(trainer, "1", same, "keras_step_", "keras_"))
+        rows.append(_row("TFLite train signature, beside it", "1", same, "tflite_step_", "tflite_"))
     return rows
 
 

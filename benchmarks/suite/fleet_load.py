@@ -19,21 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 
-from fleet_harness import Edge, enroll_pis, write_device_names
+from fleet_harness import PROMOTE_ALL, enroll_pis, iid_device_folders, start_edges
 
 from federated.certs import make_certs
 from federated.coordinator import FleetConfig
 from federated.exporter import init_model
 from federated.fleet import FleetServer
-from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from model.dataset import NamesDataset, load_names, resolve_data_dir
-from model.partition import partition
-from model.split import split_by_name
 
 
 def run_fleet(
@@ -45,19 +40,13 @@ def run_fleet(
     secure aggregation as in production, and a gate that promotes every round (so deploy time
     is measured too). Returns the round summaries, the wall time and this process's peak RSS.
     """
-    train, _ = split_by_name(ds, 0.2, 0)
-    parts = partition(ds, train, devices, "iid", 0)
     certs = make_certs(out / "certs").ca_cert.parent
     init_model(out / "model", ds.languages, units=units, embed_dim=embed_dim)
     tokens, _ = enroll_pis(out, [f"pi-{i}" for i in range(devices)])
     cfg = FleetConfig(
         rounds=rounds,
         min_devices=devices,
-        settings=RoundSettings(
-            gate=GateConfig(
-                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-            )
-        ),
+        settings=RoundSettings(gate=PROMOTE_ALL),
         stage_timeout=120,
         train_timeout=900,
         wait_devices_timeout=600,
@@ -66,19 +55,8 @@ def run_fleet(
     edges = []
     try:
         t0 = time.perf_counter()
-        for i, tok in enumerate(tokens):
-            rows = np.concatenate([parts[i].train, parts[i].holdout])
-            edges.append(
-                Edge(
-                    f"pi-{i}",
-                    fleet.port,
-                    tok,
-                    write_device_names(ds, rows, out / f"pi-{i}" / "names"),
-                    out,
-                    certs / "ca.pem",
-                    seed=i,
-                )
-            )
+        folders = iid_device_folders(ds, out, devices)
+        edges = start_edges(fleet.port, tokens, folders, out, certs / "ca.pem")
         summaries = fleet.coordinator.run()
         wall = time.perf_counter() - t0
     finally:

@@ -9,29 +9,10 @@ import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from pifed import flags, oplog
 
 log = logging.getLogger("pifed.dashboard")
-
-
-def add_dashboard_flags(p: argparse.ArgumentParser, default: str | None) -> None:
-    """``--dashboard HOST:PORT`` (or ``--listen`` here) and ``--operator-token FILE``."""
-    p.add_argument(
-        "--dashboard",
-        metavar="HOST:PORT",
-        default=default,
-        help="serve the web dashboard here (a bare PORT or 127.0.0.1:PORT: this machine only; "
-        "any other address serves HTTPS with --certs; see docs/dashboard.md)"
-        + ("" if default else "; default: off"),
-    )
-    p.add_argument(
-        "--operator-token",
-        metavar="FILE",
-        help="file (mode 600) holding the operator's token: enables rollback, revoke and "
-        "enroll in the dashboard; without it the dashboard is read-only",
-    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="127.0.0.1:8080",
         help="address to serve on (any non-loopback address needs --certs: HTTPS)",
     )
-    p.add_argument("--certs", metavar="DIR", help="server.pem/server.key from `pifed certs`")
+    flags.add_certs(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
     oplog.setup()
     from federated.dashboard.wiring import start_dashboard
 
+    served = flags.dashboard_from_args(args)  # --certs as a path
     try:
-        dash = start_dashboard(args.db, args.dashboard, Path(args.certs) if args.certs else None)
+        dash = start_dashboard(args.db, args.dashboard, served.certs)
     except ValueError as e:  # a bad address or missing TLS files: the message names the fix
         print(f"pifed dashboard: error: {e}", file=sys.stderr)
         return 2

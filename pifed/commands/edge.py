@@ -13,6 +13,9 @@ from typing import Any
 
 from pifed import flags
 
+#: The task kinds a drill's fault flag can pick (edge.tasks' kinds but idle).
+FAULT_KINDS = ("train", "secagg", "evaluate", "deploy")
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``pifed edge --server HOST:PORT --token-file F --data DIR --state DIR --ca F``."""
@@ -64,22 +67,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="drills and tests: die right after answering STAGE (train, "
         "AdvertiseKeysRequest, ShareKeysRequest, MaskedInputRequest, ...)",
     )
-    p.add_argument(
-        "--fault-hang-in",
-        metavar="KIND",
-        choices=("train", "secagg", "evaluate", "deploy"),
-        default=None,
-        help="drills and tests: the first task of KIND never finishes (the Pi stays busy and "
-        "heartbeats), so a drill can kill it mid-task",
-    )
-    p.add_argument(
-        "--fault-crash-in",
-        metavar="KIND",
-        choices=("train", "secagg", "evaluate", "deploy"),
-        default=None,
-        help="drills and tests: the worker dies of SIGSEGV inside the first task of KIND, as a "
-        "native crash; the supervisor reports it and restarts the worker without the fault",
-    )
+    for flag, what in (
+        (
+            "--fault-hang-in",
+            "the first task of KIND never finishes (the Pi stays busy and heartbeats), so a "
+            "drill can kill it mid-task",
+        ),
+        (
+            "--fault-crash-in",
+            "the worker dies of SIGSEGV inside the first task of KIND, as a native crash; the "
+            "supervisor reports it and restarts the worker without the fault",
+        ),
+    ):
+        p.add_argument(
+            flag,
+            metavar="KIND",
+            choices=FAULT_KINDS,
+            default=None,
+            help="drills and tests: " + what,
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -67,9 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stop once the rounds are done (default: keep serving deployments)",
     )
     flags.add_seed(p)
-    from pifed.commands.dashboard import add_dashboard_flags
-
-    add_dashboard_flags(p, default=None)
+    flags.add_dashboard(p)
     p.add_argument(
         "--log-json",
         action="store_true",
@@ -112,17 +110,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = flags.fleet_config(args)  # a bad flag stops here, before anything is written
     check_address_free(args.listen)  # so does a taken port, before a model is built
-    if args.operator_token and not args.dashboard:
-        raise FleetFlagError("--operator-token needs --dashboard HOST:PORT")
-    if args.dashboard:  # a bad dashboard address, certificate or token file too
+    served = flags.dashboard_from_args(args)
+    if served.address:  # a bad dashboard address, certificate or token file too
         from federated.dashboard.wiring import check_dashboard
 
         try:
-            check_dashboard(
-                args.dashboard,
-                Path(args.certs) if args.certs else None,
-                Path(args.operator_token) if args.operator_token else None,
-            )
+            check_dashboard(served.address, served.certs, served.operator_token)
         except ValueError as e:
             raise FleetFlagError(str(e)) from e
     from federated.store import Store
@@ -135,19 +128,19 @@ def run(args: argparse.Namespace) -> int:
         model_dir,
         cfg,  # type: ignore[arg-type]
         args.listen,
-        Path(args.certs) if args.certs else None,
+        served.certs,
         oplog.event,
     )
     dash = None
-    if args.dashboard:
+    if served.address:
         try:
             from federated.dashboard.wiring import dashboard_beside
 
             dash = dashboard_beside(
                 fleet,
-                args.dashboard,
-                Path(args.certs) if args.certs else None,
-                operator_token=Path(args.operator_token) if args.operator_token else None,
+                served.address,
+                served.certs,
+                operator_token=served.operator_token,
                 on_event=oplog.event,
             )
         except BaseException:

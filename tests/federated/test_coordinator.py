@@ -17,7 +17,7 @@ from fleet_fakes import (  # tests/ on sys.path
     FakeExporter,
     FakePi,
     fake_cfg,
-    make_fleet_dir,
+    fake_coordinator,
     poll_header,
     run_one_round,
     seeded_store,
@@ -36,19 +36,13 @@ from edge.tasks import (
 )
 from edge.wire import decode, encode
 from federated.broker import StaleTask
-from federated.coordinator import Coordinator
 from model.manifest import MANIFEST_NAME
-
-
-@pytest.fixture()
-def fleet_dir(tmp_path: Path) -> Path:
-    return make_fleet_dir(tmp_path)
 
 
 def test_a_round_runs_through_broker_and_runner_to_a_deployment(fleet_dir: Path) -> None:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     exporter = FakeExporter()
-    coord = Coordinator(store, str(fleet_dir / "model"), fake_cfg(), exporter=exporter)
+    coord = fake_coordinator(store, exporter=exporter)
     pis = [FakePi(coord, d, u) for d, u in zip(devices, (0.1, 0.2, 0.3), strict=True)]
     summary = run_one_round(coord, pis)
     assert summary["ok"], summary
@@ -69,7 +63,7 @@ def test_a_round_runs_through_broker_and_runner_to_a_deployment(fleet_dir: Path)
 
 def test_a_failed_training_drops_that_pi_at_once(fleet_dir: Path) -> None:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
-    coord = Coordinator(store, str(fleet_dir / "model"), fake_cfg(), exporter=FakeExporter())
+    coord = fake_coordinator(store)
     pis = [FakePi(coord, d, 0.1, fail_train=(i == 2)) for i, d in enumerate(devices)]
     t = time.monotonic()
     summary = run_one_round(coord, pis)
@@ -86,7 +80,7 @@ def test_a_late_reply_of_another_kind_is_not_swallowed_by_the_stage(fleet_dir: P
     the stage) and never taken for an evaluation report."""
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     cfg = fake_cfg(train_timeout=2.0)
-    coord = Coordinator(store, str(fleet_dir / "model"), cfg, exporter=FakeExporter())
+    coord = fake_coordinator(store, cfg)
 
     def slow_trainer(pi: FakePi, task: object) -> None:
         if isinstance(task, TrainTask):
@@ -108,7 +102,7 @@ def test_a_late_reply_of_another_kind_is_not_swallowed_by_the_stage(fleet_dir: P
 
 def test_the_broker_routes_replies_by_round_and_kind(fleet_dir: Path) -> None:
     store, devices = seeded_store(fleet_dir, ["a"])
-    coord = Coordinator(store, str(fleet_dir / "model"), fake_cfg(), exporter=FakeExporter())
+    coord = fake_coordinator(store)
     broker, dev = coord.broker, devices[0]
     coord.poll(dev, poll_header(dev))  # the device is known to the broker
     broker.open(7, (EVALUATE,))
@@ -139,9 +133,7 @@ def test_a_pi_that_stops_heartbeating_mid_training_is_dropped_at_once(fleet_dir:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     cfg = fake_cfg(silence_timeout=1.0)
     events: list[dict] = []
-    coord = Coordinator(
-        store, str(fleet_dir / "model"), cfg, on_event=events.append, exporter=FakeExporter()
-    )
+    coord = fake_coordinator(store, cfg, on_event=events.append)
 
     def beat_then_die(pi: FakePi, task: object) -> None:
         if isinstance(task, TrainTask):

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fleet_fakes import (
-    FakeExporter,
     FakePi,
     fake_cfg,
-    make_fleet_dir,
+    fake_coordinator,
+    pis_running,
     poll_header,
     run_one_round,
     seeded_store,
@@ -24,12 +24,7 @@ from fleet_fakes import (
 
 from edge.secagg import decode_message
 from edge.tasks import PollRequest, Reply, SecAggReply
-from federated.coordinator import CertificateRefused, Coordinator
-
-
-@pytest.fixture()
-def fleet_dir(tmp_path: Path) -> Path:
-    return make_fleet_dir(tmp_path)
+from federated.coordinator import CertificateRefused
 
 
 def _sessions(store) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -41,7 +36,7 @@ def test_a_pi_whose_own_update_is_not_finite_reports_it_and_is_dropped_at_once(
 ) -> None:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     cfg = fake_cfg(stage_timeout=60.0)
-    coord = Coordinator(store, str(fleet_dir / "model"), cfg, exporter=FakeExporter())
+    coord = fake_coordinator(store, cfg)
     pis = [FakePi(coord, d, np.nan if i == 2 else 0.1) for i, d in enumerate(devices)]
     t = time.monotonic()
     summary = run_one_round(coord, pis)
@@ -73,12 +68,7 @@ def test_a_message_claiming_another_client_id_is_refused_and_its_sender_dropped(
     fleet_dir: Path,
 ) -> None:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c", "d"])
-    coord = Coordinator(
-        store,
-        str(fleet_dir / "model"),
-        fake_cfg(min_devices=4, threshold=3),
-        exporter=FakeExporter(),
-    )
+    coord = fake_coordinator(store, fake_cfg(min_devices=4, threshold=3))
     pis: list[FakePi] = [FakePi(coord, d, 0.1) for d in devices[:3]]
     bad = _Impersonator(coord, devices[3], 0.1)
     bad.victim = devices[0].id
@@ -93,29 +83,11 @@ def test_a_message_claiming_another_client_id_is_refused_and_its_sender_dropped(
 def test_a_device_revoked_after_it_connected_is_left_out_of_the_round(fleet_dir: Path) -> None:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c", "d"])
     events: list[dict] = []
-    coord = Coordinator(
-        store,
-        str(fleet_dir / "model"),
-        fake_cfg(min_devices=3),
-        on_event=events.append,
-        exporter=FakeExporter(),
-    )
+    coord = fake_coordinator(store, fake_cfg(min_devices=3), on_event=events.append)
     pis = [FakePi(coord, d, 0.1) for d in devices]
-    for p in pis:
-        p.thread.start()
-    deadline = time.monotonic() + 10
-    while len(coord.live_devices()) < 4:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    store.revoke("d")
-    try:
+    with pis_running(coord, pis, connected=True):
+        store.revoke("d")
         summary = coord.run_round()
-    finally:
-        for p in pis:
-            p.stop.set()
-        coord.stop()
-        for p in pis:
-            p.thread.join(timeout=5)
     assert summary["ok"] and summary["devices"] == 3, summary
     refused = [e for e in events if e.get("event") == "device_refused"]
     assert [e["device"] for e in refused] == [devices[3].id]
@@ -125,7 +97,7 @@ def test_a_device_revoked_after_it_connected_is_left_out_of_the_round(fleet_dir:
 
 def test_a_poll_presenting_another_devices_certificate_gets_no_task(fleet_dir: Path) -> None:
     store, (a, b) = seeded_store(fleet_dir, ["a", "b"])
-    coord = Coordinator(store, str(fleet_dir / "model"), fake_cfg(), exporter=FakeExporter())
+    coord = fake_coordinator(store)
     coord.broker.stop()  # no long-poll waits: the check comes before any task
     with pytest.raises(CertificateRefused, match=r"device 'a' \(id \d+\) presented a certificate"):
         coord.poll(a, poll_header(b))

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from fleet_fakes import (  # tests/ on sys.path
-    FakeExporter,
     FakePi,
     fake_cfg,
-    make_fleet_dir,
+    fake_coordinator,
     run_one_round,
     seeded_store,
 )
@@ -43,17 +41,10 @@ COUNTS = [
 ]
 
 
-@pytest.fixture
-def fleet_dir(tmp_path: Path) -> Path:
-    return make_fleet_dir(tmp_path)
-
-
 def _fleet(fleet_dir: Path, n: int, **cfg: Any) -> tuple[Coordinator, list]:
     cfg.setdefault("threshold", 2 if n == 3 else 3)  # valid for training's n (c = (n-1)//3)
     store, devices = seeded_store(fleet_dir, [f"pi-{i}" for i in range(n)])
-    coord = Coordinator(
-        store, str(fleet_dir / "model"), fake_cfg(min_devices=n, **cfg), exporter=FakeExporter()
-    )
+    coord = fake_coordinator(store, fake_cfg(min_devices=n, **cfg))
     return coord, devices
 
 

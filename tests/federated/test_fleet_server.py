@@ -12,7 +12,6 @@ from pathlib import Path
 import grpc
 import pytest
 from fleet_fakes import fake_cfg as _cfg  # tests/ on sys.path
-from fleet_fakes import make_fleet_dir
 from fleet_fakes import seeded_store as _store
 
 from edge.transport import SERVICE
@@ -20,11 +19,6 @@ from edge.wire import encode
 from federated.fleet import FleetServer
 from federated.service import AddressInUse
 from pifed import cli
-
-
-@pytest.fixture()
-def fleet_dir(tmp_path: Path) -> Path:
-    return make_fleet_dir(tmp_path)
 
 
 def _answers(port: int) -> grpc.StatusCode:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-from fleet_fakes import FakeExporter, FakePi, fake_cfg, make_fleet_dir, seeded_store
+from fleet_fakes import FakePi, fake_cfg, fake_coordinator, pis_running, seeded_store
 
 from edge.secagg import UnmaskRequest, decode_message
 from edge.tasks import Reply, SecAggTask, TrainTask
@@ -20,11 +19,6 @@ from federated.coordinator import Coordinator
 from federated.store import Device
 
 LIVE = 1.0  # the live window of these tests (poll wait 0.2 s)
-
-
-@pytest.fixture()
-def fleet_dir(tmp_path: Path) -> Path:
-    return make_fleet_dir(tmp_path)
 
 
 class SilentAfter(FakePi):
@@ -44,23 +38,6 @@ class SilentAfter(FakePi):
         return reply
 
 
-def _start(coord: Coordinator, pis: list[FakePi]) -> None:
-    for p in pis:
-        p.thread.start()
-    deadline = time.monotonic() + 10
-    while len(coord.live_devices()) < len(pis):
-        assert time.monotonic() < deadline, "the fake Pis never all connected"
-        time.sleep(0.02)
-
-
-def _end(coord: Coordinator, pis: list[FakePi]) -> None:
-    for p in pis:
-        p.stop.set()
-    coord.stop()
-    for p in pis:
-        p.thread.join(timeout=5)
-
-
 def test_a_round_that_cannot_finish_aborts_at_once_and_the_next_runs_with_who_is_left(
     fleet_dir: Path,
 ) -> None:
@@ -68,15 +45,12 @@ def test_a_round_that_cannot_finish_aborts_at_once_and_the_next_runs_with_who_is
     AdvertiseKeys deadline is the 600 s training timeout; the round must not wait for it."""
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     cfg = fake_cfg(threshold=None, min_devices=2, live_window=LIVE, rounds=1)
-    coord = Coordinator(store, str(fleet_dir / "model"), cfg, exporter=FakeExporter())
+    coord = fake_coordinator(store, cfg)
     pis = [FakePi(coord, devices[0], 0.1), FakePi(coord, devices[1], 0.1)]
     pis.append(SilentAfter(coord, devices[2], "train"))
-    _start(coord, pis)
-    t = time.monotonic()
-    try:
+    with pis_running(coord, pis, connected=True):
+        t = time.monotonic()
         summaries = coord.run()
-    finally:
-        _end(coord, pis)
     took = time.monotonic() - t
     assert [s["ok"] for s in summaries] == [False, True], summaries
     assert "only 2 device(s) left, threshold is 3" in summaries[0]["reason"]
@@ -91,15 +65,12 @@ def test_a_round_that_cannot_finish_aborts_at_once_and_the_next_runs_with_who_is
 def test_the_evaluate_stage_stops_waiting_for_a_pi_that_is_gone(fleet_dir: Path) -> None:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     cfg = fake_cfg(live_window=LIVE, eval_timeout=60.0)
-    coord = Coordinator(store, str(fleet_dir / "model"), cfg, exporter=FakeExporter())
+    coord = fake_coordinator(store, cfg)
     pis = [FakePi(coord, devices[0], 0.1), FakePi(coord, devices[1], 0.1)]
     pis.append(SilentAfter(coord, devices[2], "unmask"))
-    _start(coord, pis)
-    t = time.monotonic()
-    try:
+    with pis_running(coord, pis, connected=True):
+        t = time.monotonic()
         summary = coord.run_round()
-    finally:
-        _end(coord, pis)
     assert summary["ok"], summary
     assert summary["survivors"] == 3  # it took part in the whole secure aggregation
     assert summary["device_reports"] == 2  # and was not waited for in evaluation
@@ -116,12 +87,9 @@ def test_a_pi_busy_on_a_delivered_task_is_not_judged_by_silence(fleet_dir: Path)
         if isinstance(task, TrainTask):
             time.sleep(3 * LIVE)
 
-    coord = Coordinator(store, str(fleet_dir / "model"), cfg, exporter=FakeExporter())
+    coord = fake_coordinator(store, cfg)
     pis = [FakePi(coord, d, 0.1, hook=slow if i == 2 else None) for i, d in enumerate(devices)]
-    _start(coord, pis)
-    try:
+    with pis_running(coord, pis, connected=True):
         summary = coord.run_round()
-    finally:
-        _end(coord, pis)
     assert summary["ok"] and summary["survivors"] == 3, summary
     store.close()

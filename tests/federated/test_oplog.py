@@ -17,9 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleet_fakes import FakeExporter, FakePi, fake_cfg, make_fleet_dir, seeded_store
+from fleet_fakes import (
+    FakePi,
+    fake_cfg,
+    fake_coordinator,
+    make_fleet_dir,
+    pis_running,
+    seeded_store,
+)
 
-from federated.coordinator import Coordinator
 from pifed import cli
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) ")
@@ -74,21 +80,11 @@ def test_waiting_is_reported_at_a_human_pace_naming_the_missing(tmp_path: Path) 
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     events: list[dict] = []
     cfg = fake_cfg(wait_devices_timeout=3.0)  # needs 3; only a and b come
-    coord = Coordinator(
-        store, str(fleet_dir / "model"), cfg, events.append, exporter=FakeExporter()
-    )
+    coord = fake_coordinator(store, cfg, on_event=events.append)
     pis = [FakePi(coord, d, 0.1) for d in devices[:2]]
-    for p in pis:
-        p.thread.start()
     t = time.monotonic()
-    try:
+    with pis_running(coord, pis):
         summary = coord.run_round()
-    finally:
-        for p in pis:
-            p.stop.set()
-        coord.stop()
-        for p in pis:
-            p.thread.join(timeout=5)
     assert not summary["ok"] and time.monotonic() - t >= 3.0
     waiting = [e for e in events if e["event"] == "waiting"]
     # Once at first, then only when who is connected changes (a, then b): not 5 a second.

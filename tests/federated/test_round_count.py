@@ -8,17 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fleet_fakes import FakeExporter, FakePi, fake_cfg, make_fleet_dir, seeded_store
+from fleet_fakes import FakePi, fake_cfg, fake_coordinator, pis_running, seeded_store
 
 from edge.tasks import TrainTask
 from federated.coordinator import Coordinator
 from federated.round_settings import RoundSettings
 from federated.store import Store
-
-
-@pytest.fixture()
-def fleet_dir(tmp_path: Path) -> Path:
-    return make_fleet_dir(tmp_path)
 
 
 def _history(store: Store, completed: int) -> None:
@@ -32,22 +27,14 @@ def _history(store: Store, completed: int) -> None:
 
 
 def _run(coord: Coordinator, pis: list[FakePi]) -> list[dict]:
-    for p in pis:
-        p.thread.start()
-    try:
+    with pis_running(coord, pis):
         return coord.run()
-    finally:
-        for p in pis:
-            p.stop.set()
-        coord.stop()
-        for p in pis:
-            p.thread.join(timeout=5)
 
 
 def _fleet(fleet_dir: Path, completed: int, **cfg: object) -> tuple[Store, Coordinator, list]:
     store, devices = seeded_store(fleet_dir, ["a", "b", "c"])
     _history(store, completed)
-    coord = Coordinator(store, str(fleet_dir / "model"), fake_cfg(**cfg), exporter=FakeExporter())
+    coord = fake_coordinator(store, fake_cfg(**cfg))
     lrs: list[float] = []
 
     def note_lr(pi: FakePi, task: object) -> None:
@@ -78,9 +65,7 @@ def test_a_database_that_has_its_rounds_runs_none_and_more_rounds_asks_for_more(
     assert _run(coord, pis) == []
     store.close()
     store = Store(fleet_dir / "fleet.db")
-    coord = Coordinator(
-        store, str(fleet_dir / "model"), fake_cfg(more_rounds=1), exporter=FakeExporter()
-    )
+    coord = fake_coordinator(store, fake_cfg(more_rounds=1))
     pis = [FakePi(coord, d, 0.1) for d in store.devices()]
     assert [s["ok"] for s in _run(coord, pis)] == [True]
     assert store.completed_rounds() == 4

@@ -21,11 +21,24 @@ from edge.secagg.identity import SigningKey
 from federated.authority import enroll_local
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
+from federated.gate import GateConfig
 from federated.store import Store
 from model.dataset import NamesDataset, write_names
+from model.partition import partition
+from model.split import split_by_name
 
 # A device's private names folder in the data set's layout (the product's own writer).
 write_device_names = write_names
+
+#: A gate that promotes every candidate: for runs that time or drill rounds, not judge them.
+PROMOTE_ALL = GateConfig(
+    min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
+)
+#: :data:`PROMOTE_ALL` as `pifed server` flags.
+PROMOTE_ALL_FLAGS = (
+    "--gate-min-accuracy", "0", "--gate-tolerance", "1",
+    "--gate-min-balanced-accuracy", "0", "--gate-balanced-tolerance", "1",
+)  # fmt: skip
 
 
 class Edge:
@@ -116,6 +129,41 @@ class Edge:
                 self.kill()
 
 
+def start_edges(
+    port: int,
+    tokens: list[str],
+    folders: list[Path],
+    root: Path,
+    ca: Path,
+    edge_kw: dict[int, dict[str, Any]] | None = None,
+) -> list[Edge]:
+    """One `pifed edge` per token: Pi ``i`` is ``pi-i`` (seed ``i``) holding ``folders[i]``,
+    ``edge_kw[i]`` its fault flags. If one fails to start, those already started are stopped."""
+    edges: list[Edge] = []
+    try:
+        for i, (tok, folder) in enumerate(zip(tokens, folders, strict=True)):
+            kw = (edge_kw or {}).get(i, {})
+            edges.append(Edge(f"pi-{i}", port, tok, folder, root, ca, seed=i, **kw))
+    except BaseException:
+        for e in edges:
+            e.stop()
+        raise
+    return edges
+
+
+def server_argv(
+    db: Path, certs: Path, model: Path, port: int, rounds: int, stage_timeout: float, *extra: str
+) -> list[str]:
+    """``pifed server`` as the fleet-process tests start it: TLS from ``certs``, ``model``, on
+    loopback ``port``, ``rounds`` rounds, a gate that promotes every round
+    (:data:`PROMOTE_ALL_FLAGS`), ``extra`` flags, and exit once the rounds are done."""
+    return [
+        "server", "--db", str(db), "--certs", str(certs), "--model", str(model),
+        "--listen", f"127.0.0.1:{port}", "--rounds", str(rounds), *PROMOTE_ALL_FLAGS,
+        "--stage-timeout", str(stage_timeout), *extra, "--exit-after-rounds",
+    ]  # fmt: skip
+
+
 def enroll_pis(root: Path, names: list[str]) -> tuple[list[str], SigningKey]:
     """Enroll each Pi as an operator would (its key made in ``root/NAME/identity``, certified
     by a fresh authority); returns the tokens and the authority key."""
@@ -148,6 +196,18 @@ def enroll_with_cli(pifed: Callable[..., str], db: Path, root: Path, names: list
         (identity / "authority.pub").write_bytes((authority / "authority.pub").read_bytes())
         tokens.append(token)
     return tokens
+
+
+def iid_device_folders(ds: NamesDataset, root: Path, n: int) -> list[Path]:
+    """``n`` private names folders (``root/pi-i/names``) of an iid share each of the training
+    names (80% by name, seed 0), each share's own holdout included, as the benchmarks deal
+    them."""
+    train, _ = split_by_name(ds, 0.2, 0)
+    parts = partition(ds, train, n, "iid", 0)
+    return [
+        write_device_names(ds, np.concatenate([p.train, p.holdout]), root / f"pi-{i}" / "names")
+        for i, p in enumerate(parts)
+    ]
 
 
 def device_folders(
@@ -198,19 +258,11 @@ def started_fleet(
         certs,
         on_event=lambda e: events.append((time.monotonic(), e)),
     )
-    edges = [
-        Edge(
-            f"pi-{i}",
-            server.port,
-            tok,
-            folder,
-            root,
-            certs / "ca.pem",
-            seed=i,
-            **(edge_kw or {}).get(i, {}),
-        )
-        for i, (tok, folder) in enumerate(zip(tokens, folders, strict=True))
-    ]
+    try:
+        edges = start_edges(server.port, tokens, folders, root, certs / "ca.pem", edge_kw)
+    except BaseException:
+        server.close()
+        raise
     try:
         deadline = time.monotonic() + connect_timeout
         while len(server.coordinator.live_devices()) < len(folders):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fleet_harness import enroll_with_cli, write_device_names
+from fleet_harness import enroll_with_cli, server_argv, write_device_names
 from test_arm64_edge import ARM64, EMULATED_PYTHON, ROOT, can_install_qemu, in_ci
 
 from edge.device_token import write_token_file
@@ -80,11 +80,10 @@ def test_an_emulated_pi_coordinates_two_emulated_pis(
     log = tmp_path / "server.log"
     server = subprocess.Popen(
         pifed_on_pi(
-            "server", "--db", str(db), "--certs", str(certs), "--model", str(fleet_model),
-            "--listen", f"127.0.0.1:{port}", "--rounds", "2", "--deploy-kind", "dynamic",
-            "--gate-min-accuracy", "0", "--gate-tolerance", "1",
-            "--gate-min-balanced-accuracy", "0", "--gate-balanced-tolerance", "1",
-            "--stage-timeout", "180", "--train-timeout", "900", "--exit-after-rounds",
+            *server_argv(
+                db, certs, fleet_model, port, 2, 180,
+                "--deploy-kind", "dynamic", "--train-timeout", "900",
+            )
         ),
         stdout=open(log, "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,

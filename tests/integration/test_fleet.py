@@ -16,9 +16,11 @@ import grpc
 import numpy as np
 import pytest
 from fleet_harness import (  # tests/integration on sys.path
-    Edge,
+    PROMOTE_ALL,
     device_folders,
     enroll_pis,
+    server_argv,
+    start_edges,
     started_fleet,
     write_device_names,
 )
@@ -28,7 +30,6 @@ from edge.transport import ChannelConfig, FleetChannel, TransportError
 from edge.wire import encode
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
-from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from federated.store import Store
 from model.dataset import NamesDataset
@@ -42,9 +43,7 @@ def _cfg(rounds: int = 1, min_devices: int = 2, **kw: object) -> FleetConfig:
     settings: dict = dict(
         local_epochs=1,
         client_lr=0.5,
-        gate=GateConfig(
-            min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-        ),
+        gate=PROMOTE_ALL,
     )
     for key in RoundSettings.__dataclass_fields__:
         if key in kw:
@@ -83,25 +82,14 @@ class Fleet:
         tokens, self.authority = enroll_pis(root, names)
         self.tokens = dict(zip(names, tokens, strict=True))
         self.server = FleetServer.start(self.store_path, model, cfg, "127.0.0.1:0", certs)
-        rng = np.random.default_rng(0)
-        rows = rng.permutation(len(ds))
-        self.edges = [
-            Edge(
-                name,
-                self.server.port,
-                token,
-                write_device_names(
-                    ds,
-                    rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE],
-                    root / name / "names",
-                ),
-                root,
-                certs / "ca.pem",
-                seed=i,
-                exit_after=(faults or {}).get(i),
-            )
-            for i, (name, token) in enumerate(self.tokens.items())
-        ]
+        self.edges = start_edges(
+            self.server.port,
+            tokens,
+            device_folders(ds, root, n, NAMES_PER_DEVICE),
+            root,
+            certs / "ca.pem",
+            {i: {"exit_after": stage} for i, stage in (faults or {}).items()},
+        )
 
     def close(self) -> None:
         for e in self.edges:
@@ -286,49 +274,15 @@ def test_coordinator_kill_9_mid_round_keeps_history_and_reruns_with_fresh_keys(
                 sys.executable,
                 "-m",
                 "pifed",
-                "server",
-                "--db",
-                str(db),
-                "--certs",
-                str(certs),
-                "--model",
-                str(fleet_model),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--rounds",
-                "2",
-                "--gate-min-accuracy",
-                "0",
-                "--gate-tolerance",
-                "1",
-                "--gate-min-balanced-accuracy",
-                "0",
-                "--gate-balanced-tolerance",
-                "1",
-                "--stage-timeout",
-                "8",
-                "--exit-after-rounds",
+                *server_argv(db, certs, fleet_model, port, rounds=2, stage_timeout=8),
             ],
             stdout=open(tmp_path / "server.log", "ab"),
             stderr=subprocess.STDOUT,
         )
 
     coordinator = server()
-    rows = np.random.default_rng(1).permutation(len(ds))
-    edges = [
-        Edge(
-            f"pi-{i}",
-            port,
-            t,
-            write_device_names(
-                ds, rows[i * NAMES_PER_DEVICE : (i + 1) * NAMES_PER_DEVICE], tmp_path / f"d{i}"
-            ),
-            tmp_path,
-            certs / "ca.pem",
-            seed=i,
-        )
-        for i, t in enumerate(tokens)
-    ]
+    folders = device_folders(ds, tmp_path, len(tokens), NAMES_PER_DEVICE, seed=1)
+    edges = start_edges(port, tokens, folders, tmp_path, certs / "ca.pem")
     try:
         # Round 1 completes, then kill -9 during round 2's secure aggregation (the third
         # ShareKeys: round 1's training and quality sessions come first).

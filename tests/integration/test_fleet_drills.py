@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_harness import Edge, device_folders, started_fleet  # tests/integration on sys.path
+from fleet_harness import (  # tests/integration on sys.path
+    PROMOTE_ALL,
+    Edge,
+    device_folders,
+    started_fleet,
+)
 
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
-from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from model.dataset import NamesDataset
 
@@ -43,9 +47,7 @@ def _cfg(rounds: int, n: int, live_window: float = LIVE) -> FleetConfig:
         settings=RoundSettings(
             local_epochs=1,
             client_lr=0.5,
-            gate=GateConfig(
-                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-            ),
+            gate=PROMOTE_ALL,
         ),
         stage_timeout=60.0,
         train_timeout=300.0,  # far beyond every bound below: only liveness can drop a Pi

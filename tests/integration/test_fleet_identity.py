@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet_harness import Edge, device_folders, enroll_pis
+from fleet_harness import PROMOTE_ALL, Edge, device_folders, enroll_pis, start_edges
 
 from federated.coordinator import FleetConfig
 from federated.fleet import FleetServer
-from federated.gate import GateConfig
 from federated.round_settings import RoundSettings
 from federated.store import Store
 from model.dataset import NamesDataset
@@ -49,9 +48,7 @@ def test_enrolled_pis_complete_a_round_and_revoked_or_stolen_identities_are_refu
         min_devices=2,
         settings=RoundSettings(
             local_epochs=1,
-            gate=GateConfig(
-                min_accuracy=0.0, tolerance=1.0, min_balanced_accuracy=0.0, balanced_tolerance=1.0
-            ),
+            gate=PROMOTE_ALL,
         ),
         stage_timeout=8.0,
         train_timeout=30.0,
@@ -61,10 +58,7 @@ def test_enrolled_pis_complete_a_round_and_revoked_or_stolen_identities_are_refu
     )
     server = FleetServer.start(tmp_path / "fleet.db", fleet_model, cfg, "127.0.0.1:0", certs)
     folders = device_folders(ds, tmp_path, 4)
-    edges = [
-        Edge(n, server.port, t, f, tmp_path, certs / "ca.pem", seed=i)
-        for i, (n, t, f) in enumerate(zip(names, tokens, folders, strict=True))
-    ]
+    edges = start_edges(server.port, tokens, folders, tmp_path, certs / "ca.pem")
     try:
         assert _wait_exit(edges[2]) == 3  # refused: exit 3, the device cannot fix it by retrying
         assert _wait_exit(edges[3]) == 3

@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from fleet_harness import Edge, enroll_with_cli, write_device_names
+from fleet_harness import Edge, device_folders, enroll_with_cli, server_argv, start_edges
 
 from model.dataset import NamesDataset
 
@@ -57,54 +56,18 @@ def test_a_coordinator_without_tensorflow_runs_secure_rounds_and_deploys(
     log = tmp_path / "server.log"
     t0 = time.monotonic()
     server = subprocess.Popen(
-        pifed_no_tf(
-            "server",
-            "--db",
-            str(db),
-            "--certs",
-            str(certs),
-            "--model",
-            str(fleet_model),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--rounds",
-            "2",
-            "--deploy-kind",
-            "dynamic",
-            "--gate-min-accuracy",
-            "0",
-            "--gate-tolerance",
-            "1",
-            "--gate-min-balanced-accuracy",
-            "0",
-            "--gate-balanced-tolerance",
-            "1",
-            "--stage-timeout",
-            "20",
-            "--exit-after-rounds",
-        ),
+        pifed_no_tf(*server_argv(db, certs, fleet_model, port, 2, 20, "--deploy-kind", "dynamic")),
         stdout=open(log, "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
     )
-    rows = np.random.default_rng(3).permutation(len(ds))
+    folders = device_folders(ds, tmp_path, len(tokens), seed=3)
     edges: list[Edge] = []
     try:
         while "listening" not in log.read_text(errors="replace"):
             assert server.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() - t0 < 60, "the coordinator never listened"
             time.sleep(0.05)
-        edges = [
-            Edge(
-                f"pi-{i}",
-                port,
-                tok,
-                write_device_names(ds, rows[i * 300 : (i + 1) * 300], tmp_path / f"d{i}"),
-                tmp_path,
-                certs / "ca.pem",
-                seed=i,
-            )
-            for i, tok in enumerate(tokens)
-        ]
+        edges = start_edges(port, tokens, folders, tmp_path, certs / "ca.pem")
         assert server.wait(400) == 0, log.read_text()[-3000:]
         edges[0].wait_for(lambda e: e.get("event") == "deploy", timeout=60)
     finally:

@@ -65,6 +65,17 @@ def small_data(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path
     return out
 
 
+def _simulate(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``pifed simulate ARGS`` from the checkout, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pifed", "simulate", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
 def _env(token: str) -> dict[str, str]:
     return {**os.environ, "PIFED_SIM_TEST": token, "PYTHONPATH": str(ROOT)}
 
@@ -183,31 +194,15 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_worker(small_data: Path, tmp_pat
 
 
 def test_invalid_flags_exit_2_naming_the_flag(tmp_path: Path, data_dir: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pifed", "simulate", "--out", str(tmp_path), "--fraction", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    proc = _simulate("--out", str(tmp_path), "--fraction", "0")
     assert proc.returncode == 2
     assert "--fraction must be in (0, 1]" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "pifed", "simulate", "--out", str(tmp_path), "--workers", "nohost"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    proc = _simulate("--out", str(tmp_path), "--workers", "nohost")
     assert proc.returncode == 2 and "HOST:PORT" in proc.stderr
     out = tmp_path / "with-bad-start"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pifed", "simulate", "--out", str(out), "--data", str(data_dir),
-         "--init-model", str(tmp_path / "nowhere")],
-        capture_output=True,
-        text=True,
+    proc = _simulate(
+        "--out", str(out), "--data", str(data_dir), "--init-model", str(tmp_path / "nowhere"),
         timeout=300,
-        cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--init-model" in proc.stderr and "Traceback" not in proc.stderr
@@ -217,13 +212,7 @@ def test_invalid_flags_exit_2_naming_the_flag(tmp_path: Path, data_dir: Path) ->
 def test_a_bad_round_setting_exits_2_naming_the_flag(tmp_path: Path) -> None:
     """The round flags are the fleet's (RoundSettings); their errors read like the others."""
     out = tmp_path / "bad-rate"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pifed", "simulate", "--out", str(out), "--client-lr", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    proc = _simulate("--out", str(out), "--client-lr", "0")
     assert proc.returncode == 2
     assert "pifed simulate: error: --client-lr" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()

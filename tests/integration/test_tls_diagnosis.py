@@ -6,6 +6,7 @@ Real certificates from ``federated.certs`` and a real gRPC TLS server on 127.0.0
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -39,12 +40,9 @@ def server_certs(case: str, root: Path) -> CertPaths:
     return make_certs(root / case)
 
 
-@pytest.fixture
-def tls_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """A gRPC server with the case's certificates; yields its port and the CA the Pi pins."""
-    case = request.param
-    certs = server_certs(case, tmp_path)
-    pinned = make_certs(tmp_path / "other").ca_cert if case == "wrong_ca" else certs.ca_cert
+@contextlib.contextmanager
+def _serving(certs: CertPaths) -> Iterator[int]:
+    """A gRPC TLS server on loopback with these certificates (no services); its port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     creds = grpc.ssl_server_credentials(
         [(certs.server_key.read_bytes(), certs.server_cert.read_bytes())]
@@ -52,9 +50,19 @@ def tls_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
     port = server.add_secure_port("127.0.0.1:0", creds)
     server.start()
     try:
-        yield port, pinned
+        yield port
     finally:
         server.stop(0)
+
+
+@pytest.fixture
+def tls_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A gRPC server with the case's certificates; yields its port and the CA the Pi pins."""
+    case = request.param
+    certs = server_certs(case, tmp_path)
+    pinned = make_certs(tmp_path / "other").ca_cert if case == "wrong_ca" else certs.ca_cert
+    with _serving(certs) as port:
+        yield port, pinned
 
 
 @pytest.mark.parametrize("tls_server", list(CASES), indirect=True)
@@ -69,16 +77,8 @@ def test_diagnose_tls_names_the_cause(
 
 def test_a_good_handshake_or_no_server_is_not_a_tls_problem(tmp_path: Path) -> None:
     certs = make_certs(tmp_path)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    creds = grpc.ssl_server_credentials(
-        [(certs.server_key.read_bytes(), certs.server_cert.read_bytes())]
-    )
-    port = server.add_secure_port("127.0.0.1:0", creds)
-    server.start()
-    try:
+    with _serving(certs) as port:
         assert diagnose_tls(ChannelConfig(f"127.0.0.1:{port}", "t", certs.ca_cert)) is None
-    finally:
-        server.stop(0)
     assert diagnose_tls(ChannelConfig(f"127.0.0.1:{port}", "t", certs.ca_cert)) is None
 
 
