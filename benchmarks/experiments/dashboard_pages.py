@@ -29,7 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
-PAGES = ("/", "/rounds", "/versions")
+PAGES = ("/", "/rounds", "/versions", "/quality")
+#: The quality page's matrix is the 18 languages' (names only matter as labels here).
+QUALITY_LANGUAGES = tuple(f"lang{i:02d}" for i in range(18))
 DASHBOARD_REQS = ("starlette", "uvicorn", "jinja2", "python-multipart")
 BASE_REQS = ("numpy", "pycryptodome", "grpcio", "protobuf")
 
@@ -98,6 +100,30 @@ def memory(db: Path) -> dict[str, int]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def add_quality(db: Path, seed: int = 0) -> None:
+    """The deployed version's fleet quality, an 18 x 18 confusion total over every device, as
+    the evaluate stage's quality session stores it (so /quality draws its full heatmap)."""
+    import random
+
+    from federated.store import Store
+
+    rng = random.Random(seed)
+    store = Store(db)
+    try:
+        v = store.deployed()
+        assert v is not None and v.round_id is not None, "fill_store deploys a trained version"
+        n = len(QUALITY_LANGUAGES)
+        counts = [
+            [rng.randint(300, 900) if i == j else rng.randint(0, 40) for j in range(n)]
+            for i in range(n)
+        ]
+        store.add_fleet_quality(
+            v.version, v.round_id, QUALITY_LANGUAGES, counts, len(store.devices())
+        )
+    finally:
+        store.close()
+
+
 def page_loads(db: Path, loads: int) -> dict[str, dict[str, float]]:
     """Median and max load time (ms) of each page, and its HTML size, in headless Chromium."""
     from browser import chrome
@@ -145,6 +171,7 @@ def main() -> None:
         db = Path(tmp) / "fleet.db"
         t = time.perf_counter()
         fill_store(db, args.devices, args.rounds, running=True)
+        add_quality(db)
         fill_s = time.perf_counter() - t
         pages = page_loads(db, args.loads)
         mem = memory(db)
