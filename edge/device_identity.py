@@ -34,11 +34,15 @@ __all__ = [
     "DEVICE_KEY_LABEL",
     "IdentityError",
     "certificate_digest",
+    "certificate_text",
+    "check_replaceable",
+    "describe_label",
     "format_public_key",
     "init_identity",
     "load_identity",
     "parse_public_key",
     "read_certificate",
+    "read_device_public_key",
     "read_public_key",
     "read_secret_key",
     "write_certificate",
@@ -53,6 +57,14 @@ DEVICE_KEY_LABEL = "pifed-device-key-v1"
 AUTHORITY_KEY_LABEL = "pifed-authority-key-v1"
 AUTHORITY_PUB_LABEL = "pifed-authority-public-v1"
 CERT_LABEL = "pifed-device-certificate-v1"
+# What each labelled file is, so a file passed to the wrong flag is named, not misread.
+_LABELS = {
+    DEVICE_KEY_LABEL: "a Pi's PRIVATE signing key (device.key)",
+    AUTHORITY_KEY_LABEL: "the enrollment authority's PRIVATE key (authority.key)",
+    AUTHORITY_PUB_LABEL: "the enrollment authority's PUBLIC key (authority.pub)",
+    CERT_LABEL: "a device certificate",
+}
+PRIVATE_LABELS = (DEVICE_KEY_LABEL, AUTHORITY_KEY_LABEL)
 
 
 class IdentityError(ValueError):
@@ -62,7 +74,7 @@ class IdentityError(ValueError):
 
 def _write_private(path: Path, text: str) -> Path:
     """Write ``text`` readable by its owner only (mode 600), refusing to replace a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -76,28 +88,62 @@ def _write_private(path: Path, text: str) -> Path:
     return path
 
 
+def _make_folder(folder: Path) -> None:
+    """``folder`` and its parents, or IdentityError when a file is in the way."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise IdentityError(f"{folder} is a file; give a folder") from None
+
+
+def describe_label(text: str) -> str | None:
+    """What a labelled pifed line is (e.g. "a Pi's PRIVATE signing key (device.key)"), or
+    None for text that starts with no label of this module."""
+    return _LABELS.get(text.strip().partition(" ")[0])
+
+
+def _read_text(path: Path, what: str, fix: str) -> str:
+    """A small file's text; IdentityError naming the file and the fix for binary content."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise IdentityError(f"{what} {path} is not text (binary or damaged); {fix}") from None
+    except OSError as e:
+        raise IdentityError(f"{what} {path} cannot be read ({e.strerror}); {fix}") from e
+
+
 def _read_line(path: Path, label: str, what: str, fix: str, private: bool = False) -> str:
-    """The value of a one-line ``LABEL VALUE`` file (``private``: refused unless mode 600)."""
+    """The value of a one-line ``LABEL VALUE`` file (``private``: refused unless mode 600).
+
+    The label is checked before the mode, so a public key passed for a private one is named
+    as such rather than answered with a chmod."""
     try:
         st = path.stat()
     except FileNotFoundError:
         raise IdentityError(f"{what} {path} does not exist; {fix}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise IdentityError(f"{what} {path} is not a regular file")
+        raise IdentityError(f"{what} {path} is not a regular file; {fix}")
+    text = _read_text(path, what, fix).strip()
+    found, _, value = text.partition(" ")
+    if found != label or not value or any(c.isspace() for c in value):
+        kind = _LABELS.get(found)
+        if kind is not None and found != label:
+            raise IdentityError(
+                f"{path} is {kind}, not the {what} (it should be one line starting "
+                f"{label!r}); {fix}"
+            )
+        # Echo the start only when it is a word, never a key-like run of hex digits.
+        shown = (
+            found[:40] if found and not all(c in "0123456789abcdefABCDEF" for c in found) else ""
+        )
+        raise IdentityError(
+            f"{path} is not a {what} (it should be one line starting {label!r}"
+            f"{', it starts ' + repr(shown) if shown else ''}); {fix}"
+        )
     if private and st.st_mode & 0o077:
         raise IdentityError(
             f"{what} {path} is readable or writable by other users "
             f"(mode {stat.S_IMODE(st.st_mode):03o}); run `chmod 600 {path}`"
-        )
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise IdentityError(f"{what} {path} cannot be read: {e}") from e
-    found, _, value = text.partition(" ")
-    if found != label or not value or any(c.isspace() for c in value):
-        raise IdentityError(
-            f"{path} is not a {what} (it should be one line starting {label!r}"
-            f"{', it starts ' + repr(found[:40]) if found else ''}); {fix}"
         )
     return value
 
@@ -122,8 +168,21 @@ def format_public_key(public: bytes) -> str:
     return bytes(public).hex()
 
 
-def parse_public_key(text: str) -> bytes:
-    """Parse :func:`format_public_key`; raises IdentityError naming what is wrong."""
+def parse_public_key(text: str, source: str = "that") -> bytes:
+    """Parse :func:`format_public_key`; raises IdentityError naming what is wrong. Text that
+    is a private key is named as such and never echoed."""
+    wanted = (
+        f"pass the {2 * PUBLIC_KEY_SIZE}-hex public key `pifed edge --init-identity` printed "
+        "on the Pi"
+    )
+    label = text.strip().partition(" ")[0]
+    if label in PRIVATE_LABELS:
+        where = "the Pi" if label == DEVICE_KEY_LABEL else "the authority's machine or stick"
+        raise IdentityError(
+            f"{source} is {_LABELS[label]}, which must never leave {where}; {wanted}"
+        )
+    if label in _LABELS:
+        raise IdentityError(f"{source} is {_LABELS[label]}, not a device public key; {wanted}")
     try:
         raw = bytes.fromhex(text.strip())
     except ValueError:
@@ -136,10 +195,20 @@ def parse_public_key(text: str) -> bytes:
     return raw
 
 
+def read_device_public_key(path: str | os.PathLike[str]) -> bytes:
+    """A Pi's public key from a file holding the hex `pifed edge --init-identity` printed."""
+    p = Path(path)
+    fix = (
+        f"pass the {2 * PUBLIC_KEY_SIZE}-hex public key `pifed edge --init-identity` printed "
+        "(or a file holding just that line)"
+    )
+    return parse_public_key(_read_text(p, "public key file", fix), str(p))
+
+
 def write_public_key(path: str | os.PathLike[str], public: bytes, label: str) -> Path:
     """Write a public key (mode 644: it is no secret)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(p.parent)
     p.write_text(f"{label} {format_public_key(public)}\n", encoding="utf-8")
     return p
 
@@ -153,17 +222,54 @@ def read_public_key(path: str | os.PathLike[str], label: str, what: str, fix: st
         raise IdentityError(f"{what} {path} is damaged ({e}); {fix}") from e
 
 
-def write_certificate(path: str | os.PathLike[str], cert: DeviceCertificate) -> Path:
-    """Write a device certificate (base64 of its canonical bytes; no secret)."""
+def certificate_text(cert: DeviceCertificate) -> str:
+    """A certificate file's one line (base64 of its canonical bytes; no secret)."""
+    return f"{CERT_LABEL} {base64.b64encode(cert.to_bytes()).decode()}\n"
+
+
+def check_replaceable(path: str | os.PathLike[str], what: str, is_own: bool | None = None) -> None:
+    """Raise unless ``path`` is free or holds a ``what`` file pifed may replace: a folder,
+    a key or any other file in the way is refused (an ``--out`` mistyped onto device.key must
+    not destroy the key). ``is_own``: the caller's verdict on the existing file; by default,
+    whether it is a device certificate."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(f"{CERT_LABEL} {base64.b64encode(cert.to_bytes()).decode()}\n", "utf-8")
+    if p.is_dir():
+        raise IdentityError(f"{p} is a folder; give a file name for the {what}")
+    if not p.exists():
+        return
+    try:
+        head = p.read_text(encoding="utf-8")[:200]
+    except (OSError, UnicodeDecodeError):
+        head = ""
+    own = is_own if is_own is not None else head.partition(" ")[0] == CERT_LABEL
+    if not own:
+        kind = describe_label(head) or f"a file that is not a pifed {what}"
+        raise IdentityError(
+            f"{p} holds {kind}; refusing to overwrite it: give another file name for the {what}"
+        )
+
+
+def write_certificate(path: str | os.PathLike[str], cert: DeviceCertificate) -> Path:
+    """Write a device certificate (no secret) atomically; refuses to replace anything but a
+    certificate (:func:`check_replaceable`)."""
+    p = Path(path)
+    check_replaceable(p, "certificate")
+    _make_folder(p.parent)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(certificate_text(cert), encoding="utf-8")
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
     return p
 
 
 def read_certificate(path: str | os.PathLike[str]) -> DeviceCertificate:
     """A device certificate file (:func:`write_certificate`)."""
-    fix = "copy the certificate `pifed enroll` wrote for this device"
+    fix = (
+        "use the certificate `pifed enroll --authority-key` or `pifed authority sign` wrote "
+        "for this device"
+    )
     value = _read_line(Path(path), CERT_LABEL, "device certificate", fix)
     try:
         return DeviceCertificate.from_bytes(base64.b64decode(value, validate=True))

@@ -40,7 +40,12 @@ def read_token_file(path: str | os.PathLike[str]) -> str:
         )
     try:
         text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise TokenError(
+            f"token file {p} is not text (binary or damaged); write the token `pifed enroll` "
+            f"printed into it (umask 077; echo TOKEN > {p})"
+        ) from None
+    except OSError as e:
         raise TokenError(f"token file {p} cannot be read: {e}") from e
     token = text.strip()
     if not token or any(c.isspace() for c in token):

@@ -42,14 +42,16 @@ class BadCsrf(PermissionError):
 def read_operator_token(path: str | Path) -> str:
     """The token in ``path`` (one line), refused if others can read the file or it is short."""
     p = Path(path)
+    make = f"`umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {p}`"
     try:
         mode = p.stat().st_mode
-        text = p.read_text().strip()
-    except OSError as e:
+        text = p.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
         raise OperatorTokenError(
-            f"operator token file {p}: {e}; create it with e.g. "
-            f"`umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {p}`"
-        ) from e
+            f"operator token file {p} is not text (binary or damaged); write a new one with {make}"
+        ) from None
+    except OSError as e:
+        raise OperatorTokenError(f"operator token file {p}: {e}; create it with e.g. {make}") from e
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise OperatorTokenError(
             f"operator token file {p} is readable by other users (mode {stat.S_IMODE(mode):o}); "

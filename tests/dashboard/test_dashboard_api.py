@@ -325,6 +325,16 @@ def test_operator_token_file_rules(tmp_path: Path) -> None:
         read_operator_token(tmp_path / "missing")
 
 
+def test_a_binary_operator_token_file_is_named_with_the_fix(tmp_path: Path) -> None:
+    f = tmp_path / "op"
+    f.write_bytes(bytes(range(256)))
+    os.chmod(f, 0o600)
+    with pytest.raises(
+        OperatorTokenError, match=r"op is not text \(binary or damaged\).*umask 077"
+    ):
+        read_operator_token(f)
+
+
 def test_views_never_write_and_refuse_a_missing_file(fleet_db, tmp_path: Path) -> None:
     views = FleetViews(fleet_db[0])
     with pytest.raises(sqlite3.OperationalError, match="readonly"):

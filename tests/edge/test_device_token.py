@@ -68,3 +68,11 @@ def test_a_written_token_file_is_private_and_reads_back(tmp_path: Path) -> None:
     write_token_file(p, "new-token")
     assert p.stat().st_mode & 0o777 == 0o600
     assert read_token_file(p) == "new-token"
+
+
+def test_a_binary_token_file_is_named_with_the_fix(tmp_path: Path) -> None:
+    p = tmp_path / "token"
+    p.write_bytes(bytes(range(256)))
+    p.chmod(0o600)
+    with pytest.raises(TokenError, match=r"is not text \(binary or damaged\).*pifed enroll"):
+        read_token_file(p)
