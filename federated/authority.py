@@ -26,6 +26,7 @@ from edge.device_identity import (
     AUTHORITY_PUB_LABEL,
     DEVICE_CERT,
     IdentityError,
+    check_replaceable,
     format_public_key,
     init_identity,
     parse_public_key,
@@ -57,7 +58,15 @@ def init_authority(out: str | os.PathLike[str]) -> AuthorityPaths:
     """A fresh authority in ``out``: authority.key (mode 600) and authority.pub. Refuses to
     replace an existing key (every certificate it issued would stop verifying)."""
     d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise IdentityError(f"{d} is a file; give a folder for authority.key and authority.pub")
     paths = AuthorityPaths(d / AUTHORITY_KEY, d / AUTHORITY_PUB)
+    if paths.public.exists() and not paths.key.exists():
+        raise IdentityError(
+            f"{paths.public} already exists (without authority.key beside it, moved away?); "
+            "an authority is never overwritten: every certificate it issued would stop "
+            f"verifying. Put authority.key back, or give another --out than {d}"
+        )
     key = SigningKey.generate()
     write_secret_key(paths.key, key, AUTHORITY_KEY_LABEL)
     write_public_key(paths.public, key.public, AUTHORITY_PUB_LABEL)
@@ -132,20 +141,44 @@ class EnrollmentRequest:
             ) from e
 
 
-def write_request(path: str | os.PathLike[str], request: EnrollmentRequest) -> Path:
-    """Write a request file (no secret in it)."""
+def request_text(request: EnrollmentRequest) -> str:
+    """A request file's text (no secret in it)."""
+    return request.to_json() + "\n"
+
+
+def check_request_replaceable(path: str | os.PathLike[str]) -> None:
+    """Raise unless ``path`` is free or an earlier request (never a key over which a
+    mistyped ``--request-out`` would write)."""
     p = Path(path)
-    write_atomic(p, (request.to_json() + "\n").encode())
+    own = None
+    if p.is_file():
+        try:
+            own = json.loads(p.read_text(encoding="utf-8")).get("kind") == REQUEST_KIND
+        except (OSError, ValueError, AttributeError):
+            own = False
+    check_replaceable(p, "enrollment request", own)
+
+
+def write_request(path: str | os.PathLike[str], request: EnrollmentRequest) -> Path:
+    """Write a request file atomically; refuses to replace anything but a request."""
+    p = Path(path)
+    check_request_replaceable(p)
+    write_atomic(p, request_text(request).encode())
     return p
 
 
 def read_request(path: str | os.PathLike[str]) -> EnrollmentRequest:
     """A request file from :func:`write_request`."""
     p = Path(path)
+    fix = "pass the file `pifed enroll --request-out` wrote"
     try:
         text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise IdentityError(f"enrollment request {p} cannot be read: {e}") from e
+    except UnicodeDecodeError:
+        raise IdentityError(
+            f"enrollment request {p} is not text (binary or damaged); {fix}"
+        ) from None
+    except OSError as e:
+        raise IdentityError(f"enrollment request {p} cannot be read ({e.strerror}); {fix}") from e
     return EnrollmentRequest.from_json(text, str(p))
 
 
@@ -196,10 +229,21 @@ def _register(store: Store, name: str, public_key: bytes) -> tuple[str, Device]:
     try:
         existing = store.device(name)
     except UnknownDevice:
+        check_new_name(name)
         return store.enroll(name, public_key), store.device(name)
     if existing.public_key == public_key and existing.certificate is None:
         return "", existing
     return "", store.set_public_key(name, public_key)
+
+
+def check_new_name(name: str) -> None:
+    """Refuse a new device name the command line could not name again: one starting with
+    "-" reads as an option, so `pifed enroll --revoke NAME` would never reach it."""
+    if name.startswith("-"):
+        raise IdentityError(
+            f"device name {name!r} starts with '-', which the command line reads as an option "
+            "(it could not be revoked by name): start it with a letter or digit"
+        )
 
 
 def enroll_local(store: Store, name: str, key: SigningKey, identity_dir: str | Path) -> str:
