@@ -15,12 +15,14 @@ So the rounds page follows a round live from any process that can read the file.
 from __future__ import annotations
 
 import json
+import pwd
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from federated.store import MissingStore, StoreError
+from federated.store_schema import SCHEMA_VERSION
 
 # Stages in the order a round passes them (``federated.round_runner``), for the timeline.
 STAGES = ("train+secagg", "export", "evaluate", "gate", "deploy")
@@ -42,6 +44,22 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
+def _read_only_folder(path: Path, e: sqlite3.DatabaseError) -> str:
+    """What to tell an operator whose user cannot create the WAL index beside the file:
+    SQLite reads a WAL database only with ``FILE-shm`` beside it, even for a reader."""
+    shm = path.with_name(path.name + "-shm")
+    try:
+        owner = f" ({pwd.getpwuid(path.stat().st_uid).pw_name}, the file's owner)"
+    except (KeyError, OSError):
+        owner = ""
+    return (
+        f"{path} (or its folder {path.parent}) is read-only for this user, and SQLite needs to "
+        f"create or write {shm} beside it to read the database ({e}); run this as the "
+        f"coordinator's user{owner}, or copy the file (and its -wal, if any) to a writable "
+        "folder and pass that --db"
+    )
+
+
 class FleetViews:
     """Queries over one store file; safe to call from several threads (one lock-free
     connection per call would cost more than sqlite's own serialisation here)."""
@@ -61,11 +79,26 @@ class FleetViews:
                 check_same_thread=False,
             )
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as e:
+            self._close_quietly()
+            if getattr(e, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                raise StoreError(_read_only_folder(self.path, e)) from e
             raise StoreError(
                 f"{self.path} is not a readable pifed database ({e}); pass another --db"
             ) from e
+        # Older schemas read as they are (the coordinator migrates them); a newer or unknown
+        # one is refused, as the store refuses it.
+        if row is None or row[0] not in {str(v) for v in range(1, SCHEMA_VERSION + 1)}:
+            self._close_quietly()
+            raise StoreError(
+                f"{self.path} has schema {row[0] if row else 'none'}, this pifed uses "
+                f"{SCHEMA_VERSION}; use the matching pifed version"
+            )
+
+    def _close_quietly(self) -> None:
+        if hasattr(self, "_db"):
+            self._db.close()
 
     def close(self) -> None:
         """Close the read-only connection."""

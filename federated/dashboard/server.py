@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -62,7 +63,37 @@ def tls_files(host: str, certs: Path | None) -> tuple[Path, Path] | None:
     for p in (cert, key):
         if not p.is_file():
             raise DashboardAddressError(f"{p} is missing; create it with `pifed certs`")
+    check_tls_pair(cert, key)
     return cert, key
+
+
+def check_tls_pair(cert: Path, key: Path) -> None:
+    """Load ``cert`` and ``key`` as the server will, so a damaged or mismatched pair is refused
+    here, naming the fix, rather than in the serving thread's traceback after the start."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # an encrypted key is refused, not prompted for: the server is started unattended
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as e:
+        raise DashboardAddressError(
+            f"{cert} and {key.name} are not a matching PEM pair ({_tls_problem(e)}); "
+            "make them with `pifed certs`"
+        ) from e
+    except OSError as e:
+        raise DashboardAddressError(
+            f"cannot read {cert} or {key.name} ({e.strerror or e}); check their permissions, "
+            "or make them again with `pifed certs`"
+        ) from e
+
+
+def _tls_problem(e: ssl.SSLError) -> str:
+    """OpenSSL's reason in words, with its own text (less the C source line) for the record."""
+    said = str(e).split(" (_ssl.c:")[0]
+    if e.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
+        return f"the key is not the certificate's: {said}"
+    if e.reason is None or e.reason in ("PEM lib", "NO_START_LINE"):
+        return f"a file is not PEM, or the key is encrypted: {said}"
+    return said
 
 
 @dataclass
@@ -98,6 +129,12 @@ class DashboardServer:
                 "--dashboard HOST:PORT"
             ) from e
         bound = sock.getsockname()[1]
+        if tls is not None:  # a bad pair fails here, not in the thread uvicorn loads it on
+            try:
+                check_tls_pair(*tls)
+            except DashboardAddressError:
+                sock.close()
+                raise
         config = uvicorn.Config(
             app,
             log_level="warning",

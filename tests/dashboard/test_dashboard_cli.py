@@ -1,23 +1,37 @@
 """The dashboard's command-line wiring: `pifed server --dashboard/--operator-token` checks its
 flags before a model is built or a database opened (in-process, fast lane); `pifed dashboard
---db` serves a store read-only over real HTTP (a subprocess: slow lane)."""
+--db` refuses what it cannot serve (a damaged or mismatched certificate pair, a database this
+user cannot read, a newer schema) with exit 2 before serving (fast lane), and serves a store
+read-only over real HTTP (a subprocess: slow lane)."""
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
+import os
+import pwd
+import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
 from store_fill import fill_store
 
+from federated.certs import make_certs
+from federated.store import Store, StoreError
+from federated.store_views import FleetViews
 from pifed.cli import main
 
 
@@ -62,6 +76,117 @@ def test_server_dashboard_flags_are_checked_before_anything_starts(
     assert "HOST:PORT" in capsys.readouterr().err
     assert not (tmp_path / "fleet.db").exists()  # refused before the database was made
     assert not (tmp_path / "fleet.db.model").exists()  # and before a model was built
+
+
+def _bad_pairs(tmp_path: Path) -> dict[str, Path]:
+    """Certificate folders `pifed certs` did not make as they are: garbage, and a key of
+    another fleet beside this fleet's certificate."""
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "server.pem").write_bytes(os.urandom(200))
+    (garbage / "server.key").write_bytes(os.urandom(200))
+    mine, other = make_certs(tmp_path / "mine"), make_certs(tmp_path / "other")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(mine.server_cert, mixed / "server.pem")
+    shutil.copy(other.server_key, mixed / "server.key")
+    return {"is not PEM": garbage, "is not the certificate's": mixed}
+
+
+def test_a_damaged_or_mismatched_certificate_pair_is_refused_before_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pifed_log_restored: None
+) -> None:
+    db = tmp_path / "fleet.db"
+    fill_store(db, devices=2, rounds=1)
+    for why, certs in _bad_pairs(tmp_path).items():
+        argv = ["dashboard", "--db", str(db), "--dashboard", "0.0.0.0:0", "--certs", str(certs)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{certs}/server.pem and server.key are not a matching PEM pair" in err, err
+        assert why in err and "make them with `pifed certs`" in err
+        assert "Traceback" not in err and "did not start" not in err
+        fresh = tmp_path / f"server-{certs.name}.db"
+        served = ["--dashboard", "0.0.0.0:0", "--certs", str(certs)]
+        assert main(["server", "--db", str(fresh), "--listen", "127.0.0.1:0", *served]) == 2
+        err = capsys.readouterr().err
+        assert "not a matching PEM pair" in err and "Traceback" not in err, err
+        assert not fresh.exists()  # refused before the database was made
+
+
+def test_a_newer_schema_is_refused_with_the_stores_message(tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    fill_store(db, devices=2, rounds=1)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError) as by_store:
+        Store(db)
+    with pytest.raises(StoreError) as by_views:
+        FleetViews(db)
+    assert str(by_views.value) == str(by_store.value)
+    assert "has schema 99, this pifed uses 3; use the matching pifed version" in str(by_views.value)
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A folder another user can reach (pytest's own tmp folder is the owner's alone)."""
+    d = Path(tempfile.mkdtemp(prefix="pifed-ro-"))
+    d.chmod(0o755)
+    yield d
+    d.chmod(0o755)
+    shutil.rmtree(d)
+
+
+def _as_another_user(argv: list[str]) -> tuple[int, str]:
+    """``main(argv)`` as `nobody` when this is root (root ignores file modes), in a forked
+    child; as this user otherwise. Returns its exit code and stderr."""
+    if os.geteuid() != 0:
+        err = io.StringIO()
+        with redirect_stderr(err):
+            rc = main(argv)
+        return rc, err.getvalue()
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become nobody, run the command, report, never return
+        code = 70
+        try:
+            signal.alarm(60)  # a command that serves instead of refusing: fail, not hang
+            os.close(read)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            err = io.StringIO()
+            with redirect_stderr(err):
+                rc = main(argv)
+            os.write(write, f"{rc}\n{err.getvalue()}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        out = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    rc, _, err = out.partition("\n")
+    return int(rc), err
+
+
+def test_a_read_only_folder_is_named_with_the_fix(
+    tmp_path: Path, world_readable_dir: Path, pifed_log_restored: None
+) -> None:
+    fill_store(tmp_path / "fleet.db", devices=2, rounds=1)
+    db = world_readable_dir / "fleet.db"
+    shutil.copy(tmp_path / "fleet.db", db)  # a WAL file with no -shm beside it yet
+    db.chmod(0o444)
+    world_readable_dir.chmod(0o555)
+    rc, err = _as_another_user(["dashboard", "--db", str(db), "--dashboard", "127.0.0.1:0"])
+    assert rc == 2, err
+    assert f"{db} (or its folder {world_readable_dir}) is read-only for this user" in err, err
+    assert f"create or write {db}-shm" in err
+    assert "run this as the coordinator's user" in err and "writable folder" in err
+    assert "not a readable pifed database" not in err and "Traceback" not in err
 
 
 def _free_port() -> int:
