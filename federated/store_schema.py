@@ -122,11 +122,16 @@ def upgrade_schema(db: SerialConnection, path: Path) -> None:
         _migrate(db, _MIGRATE_2_TO_3)
         row = ("3",)
     if row is None or row[0] != str(SCHEMA_VERSION):
-        raise StoreError(
-            f"{path} has schema {row[0] if row else 'none'}, this pifed uses "
-            f"{SCHEMA_VERSION}; "
-            "use the matching pifed version"
-        )
+        raise unsupported_schema(path, row[0] if row else None)
+
+
+def unsupported_schema(path: Path, found: str | None) -> StoreError:
+    """The one refusal of a schema this pifed cannot read (the store and its read-only views
+    say the same)."""
+    return StoreError(
+        f"{path} has schema {found or 'none'}, this pifed uses {SCHEMA_VERSION}; "
+        "use the matching pifed version"
+    )
 
 
 def create_schema(db: SerialConnection) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from federated.store import MissingStore, StoreError
-from federated.store_schema import SCHEMA_VERSION
+from federated.store_schema import SCHEMA_VERSION, unsupported_schema
 
 # Stages in the order a round passes them (``federated.round_runner``), for the timeline.
 STAGES = ("train+secagg", "export", "evaluate", "gate", "deploy")
@@ -91,10 +91,7 @@ class FleetViews:
         # one is refused, as the store refuses it.
         if row is None or row[0] not in {str(v) for v in range(1, SCHEMA_VERSION + 1)}:
             self._close_quietly()
-            raise StoreError(
-                f"{self.path} has schema {row[0] if row else 'none'}, this pifed uses "
-                f"{SCHEMA_VERSION}; use the matching pifed version"
-            )
+            raise unsupported_schema(self.path, row[0] if row else None)
 
     def _close_quietly(self) -> None:
         if hasattr(self, "_db"):
