@@ -344,7 +344,8 @@ class Store:
 
     def rollback(self, version: int, reason: str, force: bool = False) -> None:
         """Deploy an older version the gate promoted again; ``force`` (the operator's explicit
-        word) also allows one the gate never passed, such as the untrained initial model."""
+        word) also allows one the gate never passed, such as the untrained initial model. A
+        version missing a blob is refused: the coordinator could not serve it."""
         v = self.version(version)
         if v.status == "candidate":  # a round in flight owns it until the gate judges it
             raise StoreError(f"version {version} is a candidate still being judged")

@@ -121,6 +121,8 @@ def open_problem(db: Path, e: BaseException) -> str | None:
         return f"cannot open {db}: {folder} is not a folder (check --db)"
     if db.exists() and not db.is_file():
         return f"cannot open {db}: it is not a file (check --db)"
+    if isinstance(e, sqlite3.DatabaseError) and "unable to open" not in str(e):
+        return None  # SQLite read the file and found it wrong: its content is at fault
     denied = isinstance(e, PermissionError) or getattr(e, "errno", None) in (
         errno.EACCES,
         errno.EPERM,
