@@ -31,7 +31,7 @@ from federated.exporter import CandidateExporter
 from federated.fleet_config import FleetConfig
 from federated.round_runner import RoundRunner, deployable_files
 from federated.secure_round import RoundFailed
-from federated.store import Device, ModelVersion, Store, StoreError
+from federated.store import DamagedBlob, Device, ModelVersion, Store, StoreError
 from model.manifest import MANIFEST_NAME, ModelManifest
 
 __all__ = [
@@ -130,21 +130,16 @@ class Coordinator:
         for role, v in wanted.items():
             if v is None:
                 continue
-            files = {"weights": v.weights_sha256, **v.artifacts}
-            for name, digest in sorted(files.items()):
-                try:
-                    store.get_blob(digest)
-                except StoreError as e:
-                    fix = (
-                        f"`pifed rollback --db {store.path} VERSION` to a version whose blobs are "
-                        "intact (see `pifed models`), or restore the folder from a backup"
-                        if role == "deployed"
-                        else "restore the folder from a backup"
-                    )
-                    raise StoreError(
-                        f"the {role} version {v.version}'s {name}: {e}; nothing was changed. "
-                        f"Fix: {fix}"
-                    ) from e
+            try:
+                store.check_blobs(v)
+            except DamagedBlob as e:
+                fix = (
+                    f"`pifed rollback --db {store.path} VERSION` to a version whose blobs are "
+                    "intact (see `pifed models`), or restore the folder from a backup"
+                    if role == "deployed"
+                    else "restore the folder from a backup"
+                )
+                raise StoreError(f"the {role} {e}; nothing was changed. Fix: {fix}") from e
 
     def _ensure_initial_version(self, model_dir: str) -> ModelVersion:
         """Version 1 is the template model; the train artifact and its manifest are blobs."""

@@ -34,7 +34,9 @@ from federated.store_files import (
     StoreFileError,
     create_private_dir,
     create_private_file,
+    open_problem,
     secure_store_files,
+    writable_side_files,
 )
 from federated.store_records import (
     Device,
@@ -51,6 +53,7 @@ from federated.store_schema import create_schema, upgrade_schema
 from model.manifest import write_atomic
 
 __all__ = [
+    "DamagedBlob",
     "Device",
     "MissingStore",
     "ModelVersion",
@@ -61,6 +64,19 @@ __all__ = [
     "UnknownDevice",
     "UnknownVersion",
 ]
+
+
+# SQLite's INTEGER range: a version number outside it names no row (and sqlite3 would raise).
+_MAX_VERSION = 2**63 - 1
+
+
+class DamagedBlob(StoreError):
+    """A version's blob is missing or altered: that version cannot be served or trained from."""
+
+    def __init__(self, version: int, file: str, problem: str) -> None:
+        super().__init__(f"version {version}'s {file}: {problem}")
+        self.version = version
+        self.file = file
 
 
 class Store:
@@ -80,7 +96,9 @@ class Store:
                 "creates one)"
             )
         try:
-            if not exists:
+            if exists:  # a -shm left read-only would refuse every write of this connection
+                writable_side_files(self.path)
+            else:
                 create_private_file(self.path)
             # One connection serves the gRPC threads and the round thread: serialised
             # (federated.serial_db explains why).
@@ -100,8 +118,10 @@ class Store:
             raise StoreError(str(e)) from e
         except (sqlite3.DatabaseError, OSError) as e:
             self._close_quietly()
+            problem = open_problem(self.path, e)  # its folder or this user's access, not content
             raise StoreError(
-                f"{self.path} is not a pifed database ({e}); pass another --db or move it away"
+                problem
+                or f"{self.path} is not a pifed database ({e}); pass another --db or move it away"
             ) from e
         except StoreError:
             self._close_quietly()
@@ -226,6 +246,8 @@ class Store:
 
     def version(self, version: int) -> ModelVersion:
         """One version, or UnknownVersion."""
+        if not 0 <= version <= _MAX_VERSION:  # no such row, and beyond sqlite3's integers
+            raise UnknownVersion(f"model version {version} does not exist (see `pifed models`)")
         row = self._db.execute(
             "SELECT version, parent, created, round_id, weights_sha256, artifacts, status, "
             "fleet_metrics, gate_reason FROM model_versions WHERE version=?",
@@ -267,6 +289,16 @@ class Store:
         """The fleet's first version (the template model every Pi trains with), or None."""
         row = self._db.execute("SELECT MIN(version) FROM model_versions").fetchone()
         return self.version(row[0]) if row and row[0] is not None else None
+
+    def check_blobs(self, v: ModelVersion) -> None:
+        """Every blob of ``v`` (weights, artifacts, manifest) present and intact, or DamagedBlob
+        naming the first file that is not: checked before a version is served or rolled back to,
+        so a broken one is refused up front rather than mid-round or at the next start."""
+        for name, digest in sorted({"weights": v.weights_sha256, **v.artifacts}.items()):
+            try:
+                self.get_blob(digest)
+            except StoreError as e:
+                raise DamagedBlob(v.version, name, str(e)) from e
 
     def references_blob(self, digest: str) -> bool:
         """Whether some version names this blob (its weights, an artifact or a manifest).
@@ -312,7 +344,8 @@ class Store:
 
     def rollback(self, version: int, reason: str, force: bool = False) -> None:
         """Deploy an older version the gate promoted again; ``force`` (the operator's explicit
-        word) also allows one the gate never passed, such as the untrained initial model."""
+        word) also allows one the gate never passed, such as the untrained initial model. A
+        version missing a blob is refused: the coordinator could not serve it."""
         v = self.version(version)
         if v.status == "candidate":  # a round in flight owns it until the gate judges it
             raise StoreError(f"version {version} is a candidate still being judged")
@@ -327,6 +360,13 @@ class Store:
                 f"version {version} is {v.status}, not promoted by the gate; {which} "
                 "(--force deploys it anyway)"
             )
+        try:  # the next `pifed server` start would refuse a deployed version missing a blob
+            self.check_blobs(v)
+        except DamagedBlob as e:
+            raise StoreError(
+                f"{e}; nothing was changed: roll back to an intact version (see `pifed models`), "
+                f"or restore {self.blob_dir} from a backup"
+            ) from e
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO deployments (version, at, kind, reason) VALUES (?, ?, ?, ?)",

@@ -7,11 +7,18 @@ Permissions: the database, its ``-wal``/``-shm`` files and the blob folder are c
 (0600 / 0700). Found wider at start, they are *tightened* and a warning says so, rather than only
 warned about: the coordinator is the only process that needs them, the database holds every
 device's token hash and the fleet's model history, and a warning alone leaves them readable
-until someone acts. A file this user cannot chmod (someone else's) is an error.
+until someone acts. A file this user cannot chmod (someone else's) is an error. SQLite gives a
+new -wal/-shm the database's own mode, so a database once chmod 400 leaves a read-only -shm
+behind that keeps every later write failing after the database is writable again: the side
+files are given back u+rw (before the connection opens them).
+
+A database that cannot be opened at all is explained by :func:`open_problem` (a missing folder,
+a permission this user lacks) rather than called a foreign file, so nobody moves a good fleet.db.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -64,12 +71,74 @@ def _tighten(path: Path, mode: int) -> None:
     )
 
 
+def _side_files(db: Path) -> tuple[Path, ...]:
+    return tuple(db.with_name(db.name + s) for s in SIDE_FILES)
+
+
+def writable_side_files(db: Path) -> None:
+    """Give the database's -wal/-shm back u+rw (exactly 0600) when SQLite left them read-only
+    and the database itself is u+rw again: a -shm made while the database was chmod 400 stays
+    400 and refuses every write after."""
+    try:
+        if stat.S_IMODE(db.stat().st_mode) & 0o600 != 0o600:
+            return  # a read-only database: its side files follow it, and writes are refused
+    except FileNotFoundError:
+        return
+    for p in _side_files(db):
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if not stat.S_ISREG(st.st_mode) or mode & 0o600 == 0o600:
+            continue
+        try:
+            os.chmod(p, FILE_MODE)
+        except PermissionError as e:
+            raise StoreFileError(
+                f"{p} is mode {mode:o} (not writable by its owner) and this user cannot change "
+                f"it: chmod {FILE_MODE:o} {p} as its owner, or run as the coordinator's user"
+            ) from e
+        log.warning("%s was mode %o (SQLite cannot write it); set to %o", p, mode, FILE_MODE)
+
+
 def secure_store_files(db: Path, blob_dir: Path) -> None:
     """Tighten the database, its -wal/-shm and the blob folder to owner-only (warning when
-    they were wider)."""
-    for p in (db, *(db.with_name(db.name + s) for s in SIDE_FILES)):
+    they were wider), and keep the -wal/-shm writable by their owner."""
+    writable_side_files(db)
+    for p in (db, *_side_files(db)):
         _tighten(p, FILE_MODE)
     _tighten(blob_dir, DIR_MODE)
+
+
+def open_problem(db: Path, e: BaseException) -> str | None:
+    """Why ``db`` cannot be opened when the cause is its folder or this user's access rather
+    than its content, with the fix; None when the file itself is at fault (not a database)."""
+    folder = db.parent
+    if not folder.exists():
+        return f"cannot open {db}: folder {folder} does not exist (check --db, or create it)"
+    if not folder.is_dir():
+        return f"cannot open {db}: {folder} is not a folder (check --db)"
+    if db.exists() and not db.is_file():
+        return f"cannot open {db}: it is not a file (check --db)"
+    if isinstance(e, sqlite3.DatabaseError) and "unable to open" not in str(e):
+        return None  # SQLite read the file and found it wrong: its content is at fault
+    denied = isinstance(e, PermissionError) or getattr(e, "errno", None) in (
+        errno.EACCES,
+        errno.EPERM,
+    )
+    if db.exists() and (denied or not os.access(db, os.R_OK | os.W_OK)):
+        return (
+            f"cannot open {db}: permission denied for this user (run pifed as the coordinator's "
+            f"user, the owner of {db})"
+        )
+    if denied or not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"cannot open {db}: this user cannot write its folder {folder} (SQLite keeps "
+            f"{db.name}, {db.name}-wal and {db.name}-shm there); run pifed as the coordinator's "
+            "user"
+        )
+    return None
 
 
 def check_tables(

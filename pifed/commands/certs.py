@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pifed import flags
 
@@ -21,10 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the four PEM files; Pis get only ca.pem."""
-    from federated.certs import DEFAULT_HOSTS, make_certs
+    """Write the four PEM files; Pis get only ca.pem. Never over an existing CA."""
+    from federated.certs import DEFAULT_HOSTS, CertError, make_certs
 
-    paths = make_certs(args.out, tuple(args.host) if args.host else DEFAULT_HOSTS)
+    try:
+        paths = make_certs(args.out, tuple(args.host) if args.host else DEFAULT_HOSTS)
+    except CertError as e:
+        print(f"pifed certs: error: {e}", file=sys.stderr)
+        return 2
     print(
         f"wrote {paths.ca_cert} (copy to every Pi) and {paths.server_cert}, "
         f"{paths.server_key} (coordinator only)"

@@ -1,10 +1,13 @@
-"""`pifed rollback`: only versions the gate promoted, unless the operator says --force."""
+"""`pifed rollback`: only versions the gate promoted (unless the operator says --force), known
+and with every blob on disk."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 from pathlib import Path
+
+import pytest
 
 from federated.store import Store
 from pifed import cli
@@ -61,3 +64,32 @@ def test_with_nothing_promoted_the_message_says_so(tmp_path: Path) -> None:
     store.close()
     code, msg = _rollback(db, str(v1))
     assert code == 2 and "the gate has promoted no version yet" in msg
+
+
+def test_a_version_beyond_sqlite_integers_is_an_unknown_version(tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    _, v2, _ = _fleet(db)
+    for huge in ("99999999999999999999", str(2**63)):
+        code, msg = _rollback(db, huge)
+        assert code == 2, msg
+        assert f"model version {huge} does not exist (see `pifed models`)" in msg
+        assert "Traceback" not in msg and "Overflow" not in msg
+    assert _deployed(db) == v2
+
+
+@pytest.mark.parametrize("file", ["model_float.tflite", "weights"])
+def test_a_version_missing_a_blob_is_refused_and_nothing_changes(tmp_path: Path, file: str) -> None:
+    db = tmp_path / "fleet.db"
+    v1, v2, _ = _fleet(db)
+    store = Store(db)
+    v = store.version(v1)
+    (store.blob_dir / (v.weights_sha256 if file == "weights" else v.artifacts[file])).unlink()
+    store.close()
+    code, msg = _rollback(db, str(v1), "--force")
+    assert code == 2, msg
+    assert f"version {v1}'s {file}: blob " in msg and "is missing" in msg
+    assert "roll back to an intact version (see `pifed models`)" in msg
+    assert "nothing was changed" in msg and "Traceback" not in msg
+    assert _deployed(db) == v2  # the next `pifed server` start still finds every blob it serves
+    code, msg = _rollback(db, str(v2))
+    assert code == 0, msg

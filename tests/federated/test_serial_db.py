@@ -3,10 +3,13 @@ thread's statement land inside another's transaction (a real SQLite file, real t
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
-from federated.serial_db import SerialConnection
+import pytest
+
+from federated.serial_db import SerialConnection, StoreBusy
 
 
 def test_transactions_and_statements_from_many_threads_do_not_interleave(tmp_path: Path) -> None:
@@ -59,3 +62,36 @@ def test_a_failed_transaction_rolls_back_and_the_connection_stays_usable(tmp_pat
     with db.transaction() as conn:
         conn.execute("INSERT INTO t VALUES (2)")
     assert db.execute("SELECT k FROM t").fetchall() == [(2,)]
+
+
+def test_a_read_only_file_is_a_store_busy_that_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    rw = SerialConnection(str(path))
+    rw.execute("CREATE TABLE t (v INTEGER)")
+    rw.close()
+    ro = SerialConnection(f"file:{path}?mode=ro", uri=True)  # as a user without write access
+    with pytest.raises(StoreBusy, match="is read-only for this user") as e, ro.transaction() as db:
+        db.execute("INSERT INTO t VALUES (1)")
+    assert "nothing changed" in str(e.value) and "owns it" in str(e.value)
+    assert ro.execute("SELECT COUNT(*) FROM t").fetchone() == (0,)  # still reads
+    ro.close()
+
+
+def test_a_lock_held_elsewhere_is_a_store_busy_and_the_connection_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    db = SerialConnection(str(path), timeout=0)  # fail at once rather than after a busy timeout
+    db.execute("CREATE TABLE t (v INTEGER)")
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+    other.execute("BEGIN IMMEDIATE")
+    busy = pytest.raises(StoreBusy, match="locked by another pifed process")
+    with busy as e, db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert "nothing changed; retry" in str(e.value)
+    with pytest.raises(StoreBusy, match="locked"):
+        db.execute("INSERT INTO t VALUES (2)")  # a lone write outside a transaction, too
+    other.execute("COMMIT")
+    other.close()
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (3)")
+    assert db.execute("SELECT v FROM t").fetchall() == [(3,)]
+    db.close()

@@ -18,6 +18,7 @@ import pytest
 from fleet_fakes import make_fleet_dir, seeded_store
 
 from federated.store import MissingStore, Store
+from federated.store_files import create_private_file, writable_side_files
 from pifed import cli
 
 
@@ -156,4 +157,70 @@ def test_a_damaged_blob_of_the_deployed_version_stops_the_server_with_the_fix(
     assert "pifed rollback" in msg and "nothing was changed" in msg
     store = Store(fleet_dir / "fleet.db")
     assert [r["status"] for r in store.rounds()] == ["running", "running"]  # not aborted
+    store.close()
+
+
+@pytest.mark.parametrize("command", ["enroll", "server"])
+def test_a_missing_folder_is_named_not_called_a_foreign_database(
+    tmp_path: Path, command: str
+) -> None:
+    db = tmp_path / "no-such-folder" / "fleet.db"
+    args = {
+        "enroll": ["enroll", "--db", str(db), "--revoke", "pi-1"],
+        "server": ["server", "--db", str(db), "--insecure", "--listen", "127.0.0.1:0"],
+    }[command]
+    code, msg = _cli(*args)
+    assert code == 2, msg
+    assert f"cannot open {db}: folder {db.parent} does not exist" in msg
+    assert "not a pifed database" not in msg and "move it away" not in msg
+    assert "Traceback" not in msg and list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_side_file_left_by_sqlite_is_made_writable_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "fleet.db"
+    Store(db).close()
+    # What a read while fleet.db was chmod 400 leaves: SQLite gave its -wal/-shm that mode.
+    for suffix in ("-wal", "-shm"):
+        create_private_file(tmp_path / f"fleet.db{suffix}")
+        os.chmod(tmp_path / f"fleet.db{suffix}", 0o400)
+    with caplog.at_level(logging.WARNING, logger="pifed.store"):
+        store = Store(db)
+    store.enroll("pi-1")
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        side = tmp_path / f"fleet.db{suffix}"
+        assert not side.exists() or _mode(side) == 0o600, suffix
+    assert "fleet.db-shm was mode 400 (SQLite cannot write it); set to 600" in caplog.text
+
+
+def test_a_database_still_read_only_keeps_its_side_files_as_they_are(tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    Store(db).close()
+    os.chmod(db, 0o400)
+    shm = tmp_path / "fleet.db-shm"
+    create_private_file(shm)
+    os.chmod(shm, 0o400)
+    writable_side_files(db)
+    assert _mode(shm) == 0o400  # they follow the database; its writes are refused with the fix
+
+
+def test_enroll_while_another_process_holds_the_write_lock_is_exit_2(tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    store = Store(db)
+    store.enroll("pi-1")
+    store.close()
+    other = sqlite3.connect(db, isolation_level=None)  # a running coordinator mid-transaction
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        code, msg = _cli("enroll", "--db", str(db), "--revoke", "pi-1")  # waits the busy timeout
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert code == 2, msg
+    assert f"{db} is locked by another pifed process (a running `pifed server`" in msg
+    assert "nothing changed; retry" in msg and "Traceback" not in msg
+    store = Store(db)
+    assert store.device("pi-1").status == "pending"  # not revoked: nothing changed
     store.close()
