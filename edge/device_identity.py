@@ -23,8 +23,14 @@ import os
 import stat
 from pathlib import Path
 
-from edge.secagg.errors import CertificateError
-from edge.secagg.identity import PUBLIC_KEY_SIZE, DeviceCertificate, Identity, SigningKey
+from edge.secagg.errors import BadSignature, CertificateError
+from edge.secagg.identity import (
+    PUBLIC_KEY_SIZE,
+    DeviceCertificate,
+    Identity,
+    SigningKey,
+    VerifyingKey,
+)
 
 __all__ = [
     "AUTHORITY_KEY_LABEL",
@@ -192,7 +198,21 @@ def parse_public_key(text: str, source: str = "that") -> bytes:
             f"a device public key is {2 * PUBLIC_KEY_SIZE} hex digits (what `pifed edge "
             f"--init-identity` printed), got {text.strip()[:80]!r}"
         )
-    return raw
+    return check_device_public_key(raw, source)
+
+
+def check_device_public_key(raw: bytes, source: str = "that") -> bytes:
+    """``raw`` if it is an Ed25519 public key a certificate can carry; else IdentityError.
+    64 hex digits can still be no point on the curve (a typo): caught here, before a device is
+    registered, not when the certificate is signed."""
+    try:
+        VerifyingKey(raw)
+    except BadSignature:
+        raise IdentityError(
+            f"{source} is not a valid Ed25519 public key (64 hex digits, but no point on the "
+            "curve: a typo?); copy the key `pifed edge --init-identity` printed on the Pi again"
+        ) from None
+    return bytes(raw)
 
 
 def read_device_public_key(path: str | os.PathLike[str]) -> bytes:

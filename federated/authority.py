@@ -26,6 +26,7 @@ from edge.device_identity import (
     AUTHORITY_PUB_LABEL,
     DEVICE_CERT,
     IdentityError,
+    check_device_public_key,
     check_replaceable,
     format_public_key,
     init_identity,
@@ -226,6 +227,7 @@ def enroll_request(
 
 
 def _register(store: Store, name: str, public_key: bytes) -> tuple[str, Device]:
+    check_device_public_key(public_key, "the device public key")  # before any row is written
     try:
         existing = store.device(name)
     except UnknownDevice:

@@ -267,3 +267,24 @@ def test_authority_init_refuses_a_pub_left_behind_and_a_file_for_a_folder(tmp_pa
     assert code == 2 and f"{a_file} is a file; give a folder" in err and "Errno" not in err, err
     code, _, err = _cli("edge", "--init-identity", "--identity", str(a_file))
     assert code == 2 and f"{a_file} is a file; give a folder" in err and "Errno" not in err, err
+
+
+@pytest.mark.parametrize("request_out", [False, True])
+def test_hex_that_is_no_ed25519_point_is_refused_before_anything_is_registered(
+    fleet: dict[str, Path], request_out: bool
+) -> None:
+    """64 hex digits can still be no public key (a typo): refused up front, online or offline,
+    with no device row left behind (it used to be registered, then the signing step raised)."""
+    not_a_point = "12" * 32
+    how = (
+        ("--request-out", str(fleet["dir"] / "pi-9.request"))
+        if request_out
+        else ("--authority-key", str(fleet["key"]))
+    )
+    code, out, err = _cli(
+        "enroll", "--db", str(fleet["db"]), "pi-9", "--public-key", not_a_point, *how
+    )
+    assert code == 2 and "not a valid Ed25519 public key" in err and "a typo?" in err, err
+    assert "Traceback" not in err and out == ""
+    assert not _enrolled(fleet["db"], "pi-9")
+    assert not (fleet["dir"] / "pi-9.request").exists()

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from fleet_fakes import make_fleet_dir, seeded_store
 
+from edge.secagg.identity import SigningKey
+from federated.authority import init_authority
 from federated.store import MissingStore, Store
 from federated.store_files import create_private_file, writable_side_files
 from pifed import cli
@@ -164,16 +166,29 @@ def test_a_damaged_blob_of_the_deployed_version_stops_the_server_with_the_fix(
 def test_a_missing_folder_is_named_not_called_a_foreign_database(
     tmp_path: Path, command: str
 ) -> None:
+    # Both commands create a missing fleet file (an enrollment does, a --revoke does not).
+    authority = init_authority(tmp_path / "authority")
+    before = sorted(tmp_path.iterdir())
     db = tmp_path / "no-such-folder" / "fleet.db"
+    key = SigningKey.generate().public.hex()
     args = {
-        "enroll": ["enroll", "--db", str(db), "--revoke", "pi-1"],
+        "enroll": [
+            "enroll",
+            "--db",
+            str(db),
+            "pi-1",
+            "--public-key",
+            key,
+            "--authority-key",
+            str(authority.key),
+        ],
         "server": ["server", "--db", str(db), "--insecure", "--listen", "127.0.0.1:0"],
     }[command]
     code, msg = _cli(*args)
     assert code == 2, msg
     assert f"cannot open {db}: folder {db.parent} does not exist" in msg
     assert "not a pifed database" not in msg and "move it away" not in msg
-    assert "Traceback" not in msg and list(tmp_path.iterdir()) == []
+    assert "Traceback" not in msg and sorted(tmp_path.iterdir()) == before
 
 
 def test_a_read_only_side_file_left_by_sqlite_is_made_writable_again(
