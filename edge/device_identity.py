@@ -203,14 +203,19 @@ def parse_public_key(text: str, source: str = "that") -> bytes:
 
 def check_device_public_key(raw: bytes, source: str = "that") -> bytes:
     """``raw`` if it is an Ed25519 public key a certificate can carry; else IdentityError.
-    64 hex digits can still be no point on the curve (a typo): caught here, before a device is
-    registered, not when the certificate is signed."""
+    64 hex digits can still be no point on the curve (a typo), or a small-order point anyone
+    can sign for: caught here, before a device is registered, not when the certificate is
+    signed."""
     try:
         VerifyingKey(raw)
-    except BadSignature:
+    except BadSignature as e:
+        if "small-order" in str(e):
+            why = "a small-order point, which anyone can sign for: never a Pi's key"
+        else:
+            why = "no point on the curve: a typo?"
         raise IdentityError(
-            f"{source} is not a valid Ed25519 public key (64 hex digits, but no point on the "
-            "curve: a typo?); copy the key `pifed edge --init-identity` printed on the Pi again"
+            f"{source} is not a valid Ed25519 public key (64 hex digits, but {why}); copy the "
+            "key `pifed edge --init-identity` printed on the Pi again"
         ) from None
     return bytes(raw)
 

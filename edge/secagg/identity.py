@@ -51,9 +51,14 @@ def _public_key(public: bytes) -> EccKey:
             f"{len(public) if isinstance(public, bytes | bytearray) else type(public).__name__}"
         )
     try:
-        return eddsa.import_public_key(bytes(public))
+        key = eddsa.import_public_key(bytes(public))
     except ValueError as e:
         raise BadSignature(f"not a valid Ed25519 public key: {e}") from e
+    # A point of small order (the identity among them) is no one's key: signatures under it
+    # can be made without any secret, so it must never be certified or trusted.
+    if (key.pointQ * 8).is_point_at_infinity():
+        raise BadSignature("a small-order Ed25519 public key (no one holds its private key)")
+    return key
 
 
 class SigningKey:

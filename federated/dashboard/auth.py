@@ -43,6 +43,12 @@ def read_operator_token(path: str | Path) -> str:
     """The token in ``path`` (one line), refused if others can read the file or it is short."""
     p = Path(path)
     make = f"`umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {p}`"
+    if p.is_dir():
+        inside = p / "operator-token"
+        raise OperatorTokenError(
+            f"operator token {p} is a folder; give the token's file, e.g. make {inside} with "
+            + make.replace(f"> {p}`", f"> {inside}`")
+        )
     try:
         mode = p.stat().st_mode
         text = p.read_text(encoding="utf-8").strip()

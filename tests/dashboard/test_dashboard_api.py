@@ -323,6 +323,11 @@ def test_operator_token_file_rules(tmp_path: Path) -> None:
         read_operator_token(f)
     with pytest.raises(OperatorTokenError, match="create it"):
         read_operator_token(tmp_path / "missing")
+    folder = tmp_path / "tokens"
+    folder.mkdir()
+    with pytest.raises(OperatorTokenError, match=r"is a folder; give the token's file") as e:
+        read_operator_token(folder)
+    assert f"> {folder / 'operator-token'}`" in str(e.value) and "Errno" not in str(e.value)
 
 
 def test_a_binary_operator_token_file_is_named_with_the_fix(tmp_path: Path) -> None:

@@ -269,13 +269,18 @@ def test_authority_init_refuses_a_pub_left_behind_and_a_file_for_a_folder(tmp_pa
     assert code == 2 and f"{a_file} is a file; give a folder" in err and "Errno" not in err, err
 
 
+@pytest.mark.parametrize(
+    ("not_a_key", "why"),
+    [("12" * 32, "a typo?"), ("00" * 32, "small-order"), ("01" + "00" * 31, "small-order")],
+)
 @pytest.mark.parametrize("request_out", [False, True])
 def test_hex_that_is_no_ed25519_point_is_refused_before_anything_is_registered(
-    fleet: dict[str, Path], request_out: bool
+    fleet: dict[str, Path], request_out: bool, not_a_key: str, why: str
 ) -> None:
-    """64 hex digits can still be no public key (a typo): refused up front, online or offline,
-    with no device row left behind (it used to be registered, then the signing step raised)."""
-    not_a_point = "12" * 32
+    """64 hex digits can still be no public key (a typo, or a small-order point anyone can sign
+    for): refused up front, online or offline, with no device row left behind (the first used
+    to be registered before the signing step raised; the small-order ones were certified)."""
+    not_a_point = not_a_key
     how = (
         ("--request-out", str(fleet["dir"] / "pi-9.request"))
         if request_out
@@ -284,7 +289,7 @@ def test_hex_that_is_no_ed25519_point_is_refused_before_anything_is_registered(
     code, out, err = _cli(
         "enroll", "--db", str(fleet["db"]), "pi-9", "--public-key", not_a_point, *how
     )
-    assert code == 2 and "not a valid Ed25519 public key" in err and "a typo?" in err, err
+    assert code == 2 and "not a valid Ed25519 public key" in err and why in err, err
     assert "Traceback" not in err and out == ""
     assert not _enrolled(fleet["db"], "pi-9")
     assert not (fleet["dir"] / "pi-9.request").exists()

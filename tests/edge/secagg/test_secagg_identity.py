@@ -130,3 +130,15 @@ def test_a_verifying_key_checks_many_signatures_like_verify_signature() -> None:
         key.verify(b"a", b"\x00" * 63)
     with pytest.raises(BadSignature):
         VerifyingKey(b"\x01" * 31)
+
+
+@pytest.mark.parametrize(
+    "public",
+    [bytes(32), b"\x01" + bytes(31)],  # a point of order 4, and the identity point
+    ids=["order-4", "identity"],
+)
+def test_a_small_order_public_key_is_refused(public: bytes) -> None:
+    """Under a small-order key a signature verifies without any secret (for the identity point,
+    R = [S]B verifies for every message), so such a key is never trusted."""
+    with pytest.raises(BadSignature, match="small-order"):
+        VerifyingKey(public)
