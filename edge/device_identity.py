@@ -30,6 +30,7 @@ from edge.secagg.identity import (
     Identity,
     SigningKey,
     VerifyingKey,
+    verify_signature,
 )
 
 __all__ = [
@@ -252,11 +253,22 @@ def certificate_text(cert: DeviceCertificate) -> str:
     return f"{CERT_LABEL} {base64.b64encode(cert.to_bytes()).decode()}\n"
 
 
-def check_replaceable(path: str | os.PathLike[str], what: str, is_own: bool | None = None) -> None:
+def check_replaceable(
+    path: str | os.PathLike[str],
+    what: str,
+    is_own: bool | None = None,
+    *,
+    device_name: str | None = None,
+    device_id: int | None = None,
+    authority: bytes | None = None,
+) -> None:
     """Raise unless ``path`` is free or holds a ``what`` file pifed may replace: a folder,
     a key or any other file in the way is refused (an ``--out`` mistyped onto device.key must
     not destroy the key). ``is_own``: the caller's verdict on the existing file; by default,
-    whether it is a device certificate."""
+    whether it is a device certificate. ``device_name``/``device_id``/``authority``: the device
+    (and issuing authority) the new certificate is for; a certificate of another device, or
+    one another authority signed, is refused too (a mistyped ``--cert-out`` would replace a
+    certified Pi's certificate, and a certified device cannot be issued a new one)."""
     p = Path(path)
     if p.is_dir():
         raise IdentityError(f"{p} is a folder; give a file name for the {what}")
@@ -272,13 +284,47 @@ def check_replaceable(path: str | os.PathLike[str], what: str, is_own: bool | No
         raise IdentityError(
             f"{p} holds {kind}; refusing to overwrite it: give another file name for the {what}"
         )
+    if is_own is None and (device_name, device_id, authority) != (None, None, None):
+        _check_same_device(p, device_name, device_id, authority)
 
 
-def write_certificate(path: str | os.PathLike[str], cert: DeviceCertificate) -> Path:
+def _check_same_device(
+    p: Path, device_name: str | None, device_id: int | None, authority: bytes | None
+) -> None:
+    try:
+        old = read_certificate(p)
+    except IdentityError:
+        return  # a damaged certificate holds nothing to keep: replacing it is the fix
+    other = (device_name is not None and old.device_name != device_name) or (
+        device_id is not None and old.device_id != device_id
+    )
+    issuer = ""
+    if not other and authority is not None:
+        try:
+            verify_signature(authority, old.signed_bytes(), old.signature)
+        except (BadSignature, CertificateError):
+            other, issuer = True, " signed by another enrollment authority"
+    if other:
+        raise IdentityError(
+            f"{p} holds the certificate of {old.device_name!r} (device {old.device_id})"
+            f"{issuer}; refusing to overwrite it: give another file name"
+        )
+
+
+def write_certificate(
+    path: str | os.PathLike[str], cert: DeviceCertificate, authority: bytes | None = None
+) -> Path:
     """Write a device certificate (no secret) atomically; refuses to replace anything but a
-    certificate (:func:`check_replaceable`)."""
+    certificate of the same device (and, given ``authority``, the same issuer)
+    (:func:`check_replaceable`)."""
     p = Path(path)
-    check_replaceable(p, "certificate")
+    check_replaceable(
+        p,
+        "certificate",
+        device_name=cert.device_name,
+        device_id=cert.device_id,
+        authority=authority,
+    )
     _make_folder(p.parent)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:

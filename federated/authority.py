@@ -147,9 +147,16 @@ def request_text(request: EnrollmentRequest) -> str:
     return request.to_json() + "\n"
 
 
-def check_request_replaceable(path: str | os.PathLike[str]) -> None:
+def check_request_replaceable(
+    path: str | os.PathLike[str],
+    device_name: str | None = None,
+    device_id: int | None = None,
+    authority: bytes | None = None,
+) -> None:
     """Raise unless ``path`` is free or an earlier request (never a key over which a
-    mistyped ``--request-out`` would write)."""
+    mistyped ``--request-out`` would write) of the same device: given ``device_name``,
+    ``device_id`` or ``authority``, another device's request (or one for another authority)
+    is refused too, since it may still wait to be signed."""
     p = Path(path)
     own = None
     if p.is_file():
@@ -158,12 +165,30 @@ def check_request_replaceable(path: str | os.PathLike[str]) -> None:
         except (OSError, ValueError, AttributeError):
             own = False
     check_replaceable(p, "enrollment request", own)
+    if not own:
+        return
+    try:
+        old = read_request(p)
+    except IdentityError:
+        return  # a damaged request holds nothing to keep: replacing it is the fix
+    issuer = ""
+    other = (device_name is not None and old.device_name != device_name) or (
+        device_id is not None and old.device_id != device_id
+    )
+    if not other and authority is not None and old.authority != authority:
+        other, issuer = True, " for another enrollment authority"
+    if other:
+        raise IdentityError(
+            f"{p} holds the enrollment request of {old.device_name!r} (device "
+            f"{old.device_id}){issuer}; refusing to overwrite it: give another file name"
+        )
 
 
 def write_request(path: str | os.PathLike[str], request: EnrollmentRequest) -> Path:
-    """Write a request file atomically; refuses to replace anything but a request."""
+    """Write a request file atomically; refuses to replace anything but a request of the
+    same device and authority."""
     p = Path(path)
-    check_request_replaceable(p)
+    check_request_replaceable(p, request.device_name, request.device_id, request.authority)
     write_atomic(p, request_text(request).encode())
     return p
 
@@ -256,6 +281,6 @@ def enroll_local(store: Store, name: str, key: SigningKey, identity_dir: str | P
     d = Path(identity_dir)
     device_key = init_identity(d)
     token, cert = enroll_signed(store, name, device_key.public, key)
-    write_certificate(d / DEVICE_CERT, cert)
+    write_certificate(d / DEVICE_CERT, cert, key.public)
     write_public_key(d / AUTHORITY_PUB, key.public, AUTHORITY_PUB_LABEL)
     return token

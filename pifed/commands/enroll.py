@@ -17,8 +17,12 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pifed import flags
+
+if TYPE_CHECKING:
+    from federated.store import Store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -168,7 +172,13 @@ def run(args: argparse.Namespace) -> int:
             if args.authority_key:
                 key = load_authority_key(args.authority_key)
                 target = Path(args.cert_out or f"{args.name}.cert")
-                check_replaceable(target, "certificate")
+                check_replaceable(
+                    target,
+                    "certificate",
+                    device_name=args.name,
+                    device_id=_known_id(store, args.name),
+                    authority=key.public,
+                )
                 with ReservedFile(target) as slot:
                     token, cert = enroll_signed(store, args.name, public, key)
                     out = slot.fill(certificate_text(cert))
@@ -179,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 pub = load_authority_public(args.authority) if args.authority else None
                 target = Path(args.request_out)
-                check_request_replaceable(target)
+                check_request_replaceable(
+                    target, args.name, _known_id(store, args.name), pub or store.authority()
+                )
                 with ReservedFile(target) as slot:
                     token, request = enroll_request(store, args.name, public, pub)
                     out = slot.fill(request_text(request))
@@ -197,6 +209,16 @@ def run(args: argparse.Namespace) -> int:
     return _print_token(token, args.name, args.db)
 
 
+def _known_id(store: Store, name: str) -> int | None:
+    """The store's id for ``name`` (None: not enrolled yet, the id comes at registration)."""
+    from federated.store import UnknownDevice
+
+    try:
+        return store.device(name).id
+    except UnknownDevice:
+        return None
+
+
 def _print_token(token: str, name: str, db: str) -> int:
     """The token alone on stdout (so `> NAME.token` captures it), or why there is none."""
     if not token:
@@ -208,8 +230,10 @@ def _print_token(token: str, name: str, db: str) -> int:
         print(
             f"pifed enroll: error: the token could not be written to stdout ({e.strerror}); "
             f"{name} is enrolled and its file written, but the token is stored only hashed: "
-            f"revoke it (`pifed enroll --db {db} --revoke {name}`) and enroll the Pi under "
-            "a new name",
+            f"revoke it (`pifed enroll --db {db} --revoke {name}`), then on the Pi move "
+            "device.key (and device.cert) out of its identity folder, run `pifed edge "
+            "--init-identity --identity DIR` again and enroll the new public key it prints "
+            "under a new name",
             file=sys.stderr,
         )
         return 2

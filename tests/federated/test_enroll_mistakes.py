@@ -293,3 +293,109 @@ def test_hex_that_is_no_ed25519_point_is_refused_before_anything_is_registered(
     assert "Traceback" not in err and out == ""
     assert not _enrolled(fleet["db"], "pi-9")
     assert not (fleet["dir"] / "pi-9.request").exists()
+
+
+def test_another_devices_certificate_is_never_replaced(fleet: dict[str, Path]) -> None:
+    """A mistyped --cert-out / --out onto a certified Pi's certificate would leave it with one
+    it cannot be re-issued (a certified device is refused): refused, naming whose it is."""
+    pi1_cert = fleet["dir"] / "pi-1.cert"
+    installed = fleet["dir"] / "id/pi-1/device.cert"
+    installed.write_bytes(pi1_cert.read_bytes())  # copied to the Pi as told
+    before = pi1_cert.read_bytes()
+    for target in (installed, pi1_cert):
+        code, out, err = _enroll_pi2(
+            fleet, "--authority-key", str(fleet["key"]), "--cert-out", str(target)
+        )
+        assert code == 2 and out == "" and "Traceback" not in err, err
+        assert f"{target} holds the certificate of 'pi-1' (device 1); refusing to " in err
+        assert "give another file name" in err and not _enrolled(fleet["db"], "pi-2")
+        assert target.read_bytes() == before
+    request = fleet["dir"] / "pi-2.request"
+    assert _enroll_pi2(fleet, "--request-out", str(request))[0] == 0
+    code, _, err = _cli(
+        *("authority", "sign", str(request), "--key", str(fleet["key"]), "--out", str(pi1_cert))
+    )
+    assert code == 2 and "holds the certificate of 'pi-1' (device 1)" in err, err
+    assert pi1_cert.read_bytes() == before
+    cert = fleet["dir"] / "pi-2.cert"  # the same device's certificate may be replaced
+    for _ in range(2):
+        code, _, err = _cli("authority", "sign", str(request), "--key", str(fleet["key"]))
+        assert code == 0 and read_certificate(cert).device_name == "pi-2", err
+
+
+def test_a_certificate_from_another_authority_is_not_replaced(
+    fleet: dict[str, Path], tmp_path: Path
+) -> None:
+    other = init_authority(tmp_path / "other-fleet")
+    theirs = tmp_path / "theirs.cert"  # another fleet's pi-2, same name and (new) id
+    hex_key = (fleet["dir"] / "pi-2.hex").read_text().strip()
+    code, _, err = _cli(
+        *("enroll", "--db", str(tmp_path / "other.db"), "pi-2", "--public-key", hex_key),
+        *("--authority-key", str(other.key), "--cert-out", str(theirs)),
+    )
+    assert code == 0, err
+    before = theirs.read_bytes()
+    code, _, err = _enroll_pi2(
+        fleet, "--authority-key", str(fleet["key"]), "--cert-out", str(theirs)
+    )
+    assert code == 2 and "signed by another enrollment authority" in err, err
+    assert theirs.read_bytes() == before and not _enrolled(fleet["db"], "pi-2")
+
+
+def test_another_devices_pending_request_is_never_replaced(fleet: dict[str, Path]) -> None:
+    request = fleet["dir"] / "pi-2.request"
+    assert _enroll_pi2(fleet, "--request-out", str(request))[0] == 0
+    before = request.read_bytes()
+    pi3 = init_identity(fleet["dir"] / "id/pi-3").public.hex()
+    code, out, err = _cli(
+        *("enroll", "--db", str(fleet["db"]), "pi-3", "--public-key", pi3),
+        *("--request-out", str(request)),
+    )
+    assert code == 2 and out == "", err
+    assert f"{request} holds the enrollment request of 'pi-2' (device 2); refusing to " in err
+    assert "give another file name" in err
+    assert request.read_bytes() == before and not _enrolled(fleet["db"], "pi-3")
+    code, _, err = _enroll_pi2(fleet, "--request-out", str(request))  # the same device: a re-run
+    assert code == 0, err
+
+
+def test_the_recovery_named_when_the_token_cannot_be_printed_works(
+    fleet: dict[str, Path],
+) -> None:
+    """The message's steps, run as given: revoke, move device.key (and device.cert) away,
+    --init-identity again, enroll the new public key under a new name."""
+    db, folder = str(fleet["db"]), fleet["dir"] / "id/pi-2"
+    cert = folder / "device.cert"
+    err = io.StringIO()
+    with open("/dev/full", "w") as full:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(full):
+            code = cli.main(
+                [
+                    *("enroll", "--db", db, "pi-2", "--public-key"),
+                    (fleet["dir"] / "pi-2.hex").read_text().strip(),
+                    *("--authority-key", str(fleet["key"]), "--cert-out", str(cert)),
+                ]
+            )
+        with contextlib.suppress(OSError):
+            full.close()
+    message = err.getvalue()
+    assert code == 2 and f"`pifed enroll --db {db} --revoke pi-2`" in message, message
+    assert "move device.key (and device.cert) out of its identity folder" in message
+    assert "`pifed edge --init-identity --identity DIR` again" in message
+    assert "enroll the new public key it prints under a new name" in message
+    assert _cli("enroll", "--db", db, "--revoke", "pi-2")[0] == 0
+    moved = fleet["dir"] / "moved"
+    moved.mkdir()
+    for name in ("device.key", "device.cert"):
+        (folder / name).rename(moved / name)
+    code, public, err2 = _cli("edge", "--init-identity", "--identity", str(folder))
+    assert code == 0, err2
+    new_key = public.strip().split()[-1]
+    code, token, err2 = _cli(
+        *("enroll", "--db", db, "pi-2b", "--public-key", new_key),
+        *("--authority-key", str(fleet["key"]), "--cert-out", str(cert)),
+    )
+    assert code == 0, err2
+    with contextlib.closing(Store(fleet["db"], create=False)) as store:
+        device = store.authenticate(token.strip())
+        assert device.name == "pi-2b" and device.id == read_certificate(cert).device_id
