@@ -44,6 +44,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+#: How a Pi gets a new key (a revoked key is never enrolled again).
+_NEW_KEY = (
+    "a new key (on the Pi: move device.key and device.cert out of"
+    " its identity folder and run `pifed edge --init-identity` again)"
+)
+
+
 class DeviceRegistry:
     """The devices table and the pinned authority, over the store's one connection."""
 
@@ -88,11 +95,13 @@ class DeviceRegistry:
         or whose request was lost) its Pi's public key; its token stays valid."""
         device = self.device(name)
         if device.revoked is not None:
-            raise RevokedDevice(f"device {name!r} was revoked; enroll the Pi under a new name")
+            raise RevokedDevice(
+                f"device {name!r} was revoked; enroll the Pi under a new name with {_NEW_KEY}"
+            )
         if device.certificate is not None:
             raise StoreError(
                 f"device {name!r} already has a certificate; to re-key it, revoke it and enroll "
-                "the Pi under a new name"
+                f"the Pi under a new name with {_NEW_KEY}"
             )
         try:
             with self._db.transaction() as db:

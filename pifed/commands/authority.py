@@ -48,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         request = read_request(args.request)
-        cert = sign_request(request, load_authority_key(args.key))
+        key = load_authority_key(args.key)
+        cert = sign_request(request, key)
         out = Path(args.out) if args.out else Path(args.request).with_suffix(".cert")
-        write_certificate(out, cert)
+        write_certificate(out, cert, key.public)
         print(
             f"wrote {out}: device {cert.device_id} ({cert.device_name}); import it on the "
             f"coordinator with `pifed enroll --db FILE --import-cert {out}` and copy it to the "

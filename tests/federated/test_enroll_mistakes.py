@@ -399,3 +399,20 @@ def test_the_recovery_named_when_the_token_cannot_be_printed_works(
     with contextlib.closing(Store(fleet["db"], create=False)) as store:
         device = store.authenticate(token.strip())
         assert device.name == "pi-2b" and device.id == read_certificate(cert).device_id
+
+
+def test_a_revoked_or_certified_name_says_how_the_pi_gets_a_new_key(
+    fleet: dict[str, Path],
+) -> None:
+    """Re-enrolling a certified or revoked name is refused with the way out that works: a new
+    name and a new key made on the Pi (the old key is never enrolled again)."""
+    pi1_again = init_identity(fleet["dir"] / "id/pi-1b").public.hex()
+    for step in ("certified", "revoked"):
+        if step == "revoked":
+            assert _cli("enroll", "--db", str(fleet["db"]), "--revoke", "pi-1")[0] == 0
+        code, _, err = _cli(
+            *("enroll", "--db", str(fleet["db"]), "pi-1", "--public-key", pi1_again),
+            *("--authority-key", str(fleet["key"])),
+        )
+        assert code == 2 and "under a new name" in err, (step, err)
+        assert "pifed edge --init-identity" in err and "device.key" in err, (step, err)
