@@ -16,13 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--host",
         action="append",
         metavar="NAME",
-        help="host name or address Pis use to reach the coordinator (repeatable; "
-        "default: localhost, 127.0.0.1, ::1)",
+        help="host name (or *.domain) or IP address Pis use to reach the coordinator, "
+        "without a port or brackets (repeatable; default: localhost, 127.0.0.1, ::1)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the four PEM files; Pis get only ca.pem. Never over an existing CA."""
+    """Write the four PEM files; Pis get only ca.pem. Never over any existing one."""
     from federated.certs import DEFAULT_HOSTS, CertError, make_certs
 
     try:
