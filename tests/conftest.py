@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.abc
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -95,3 +97,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise SlowOnly(f"the fast lane started a process {args[:1]}: mark the test slow")
 
     subprocess.Popen.__init__ = refuse  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A folder another user can reach (pytest's own tmp folder is the owner's alone)."""
+    d = Path(tempfile.mkdtemp(prefix="pifed-ro-"))
+    d.chmod(0o755)
+    yield d
+    d.chmod(0o755)
+    shutil.rmtree(d)

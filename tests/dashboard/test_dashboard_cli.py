@@ -7,27 +7,22 @@ read-only over real HTTP (a subprocess: slow lane)."""
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import logging
 import os
-import pwd
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
 from store_fill import fill_store
+from tests_support import main_as_another_user
 
 from federated.certs import make_certs
 from federated.store import Store, StoreError
@@ -128,51 +123,6 @@ def test_a_newer_schema_is_refused_with_the_stores_message(tmp_path: Path) -> No
     assert "has schema 99, this pifed uses 3; use the matching pifed version" in str(by_views.value)
 
 
-@pytest.fixture
-def world_readable_dir() -> Iterator[Path]:
-    """A folder another user can reach (pytest's own tmp folder is the owner's alone)."""
-    d = Path(tempfile.mkdtemp(prefix="pifed-ro-"))
-    d.chmod(0o755)
-    yield d
-    d.chmod(0o755)
-    shutil.rmtree(d)
-
-
-def _as_another_user(argv: list[str]) -> tuple[int, str]:
-    """``main(argv)`` as `nobody` when this is root (root ignores file modes), in a forked
-    child; as this user otherwise. Returns its exit code and stderr."""
-    if os.geteuid() != 0:
-        err = io.StringIO()
-        with redirect_stderr(err):
-            rc = main(argv)
-        return rc, err.getvalue()
-    nobody = pwd.getpwnam("nobody")
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: become nobody, run the command, report, never return
-        code = 70
-        try:
-            signal.alarm(60)  # a command that serves instead of refusing: fail, not hang
-            os.close(read)
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            err = io.StringIO()
-            with redirect_stderr(err):
-                rc = main(argv)
-            os.write(write, f"{rc}\n{err.getvalue()}".encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as f:
-        out = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out
-    rc, _, err = out.partition("\n")
-    return int(rc), err
-
-
 def test_a_read_only_folder_is_named_with_the_fix(
     tmp_path: Path, world_readable_dir: Path, pifed_log_restored: None
 ) -> None:
@@ -181,7 +131,7 @@ def test_a_read_only_folder_is_named_with_the_fix(
     shutil.copy(tmp_path / "fleet.db", db)  # a WAL file with no -shm beside it yet
     db.chmod(0o444)
     world_readable_dir.chmod(0o555)
-    rc, err = _as_another_user(["dashboard", "--db", str(db), "--dashboard", "127.0.0.1:0"])
+    rc, err = main_as_another_user(["dashboard", "--db", str(db), "--dashboard", "127.0.0.1:0"])
     assert rc == 2, err
     assert f"{db} (or its folder {world_readable_dir}) is read-only for this user" in err, err
     assert f"create or write {db}-shm" in err
