@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.secagg.identity import SigningKey
+from federated.authority import init_authority
 from federated.store import Store
 
 pytestmark = pytest.mark.slow
@@ -80,7 +82,21 @@ def test_someone_elses_database_is_permission_denied(scratch: Path) -> None:
 def test_a_folder_this_user_cannot_write_is_named(scratch: Path) -> None:
     (scratch / "roots").mkdir(mode=0o755)
     db = scratch / "roots" / "fleet.db"
-    code, msg = _as_nobody(scratch, "enroll", "--db", str(db), "--revoke", "pi-1")
+    # An enrollment creates a missing fleet file (a --revoke does not): nobody's own authority.
+    authority = init_authority(scratch / "authority")
+    for f in (authority.key.parent, authority.key, authority.public):
+        os.chown(f, _nobody().pw_uid, _nobody().pw_gid)
+    key = SigningKey.generate().public.hex()
+    code, msg = _as_nobody(
+        scratch,
+        *("enroll", "--db", str(db), "pi-1", "--public-key", key),
+        *(
+            "--authority-key",
+            str(authority.key),
+            "--cert-out",
+            str(scratch / "authority/pi-1.cert"),
+        ),
+    )
     assert code == 2, msg
     assert f"cannot open {db}: this user cannot write its folder {db.parent}" in msg
     assert "Traceback" not in msg and not db.exists()
