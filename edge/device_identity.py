@@ -29,7 +29,7 @@ from edge.secagg.identity import (
     DeviceCertificate,
     Identity,
     SigningKey,
-    VerifyingKey,
+    check_certifiable_key,
     verify_signature,
 )
 
@@ -208,7 +208,7 @@ def check_device_public_key(raw: bytes, source: str = "that") -> bytes:
     can sign for: caught here, before a device is registered, not when the certificate is
     signed."""
     try:
-        VerifyingKey(raw)
+        check_certifiable_key(raw)
     except BadSignature as e:
         if "small-order" in str(e):
             why = "a small-order point, which anyone can sign for: never a Pi's key"

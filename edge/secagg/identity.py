@@ -51,14 +51,19 @@ def _public_key(public: bytes) -> EccKey:
             f"{len(public) if isinstance(public, bytes | bytearray) else type(public).__name__}"
         )
     try:
-        key = eddsa.import_public_key(bytes(public))
+        return eddsa.import_public_key(bytes(public))
     except ValueError as e:
         raise BadSignature(f"not a valid Ed25519 public key: {e}") from e
-    # A point of small order (the identity among them) is no one's key: signatures under it
-    # can be made without any secret, so it must never be certified or trusted.
-    if (key.pointQ * 8).is_point_at_infinity():
+
+
+def check_certifiable_key(public: bytes) -> None:
+    """Raise :class:`BadSignature` unless ``public`` may be certified: a valid Ed25519 point
+    and not one of small order (the identity among them), under which signatures can be made
+    without any secret. Checked where a key enters the fleet (enrollment, the authority's
+    signature), not on every later use: a certificate's key is one its authority checked, and
+    the check costs about as much as a signature verification."""
+    if (_public_key(public).pointQ * 8).is_point_at_infinity():
         raise BadSignature("a small-order Ed25519 public key (no one holds its private key)")
-    return key
 
 
 class SigningKey:
@@ -198,7 +203,7 @@ def issue_certificate(
     authority: SigningKey, device_id: int, device_name: str, public_key: bytes
 ) -> DeviceCertificate:
     """The authority certifies a device's signing key (at enrollment, possibly offline)."""
-    _public_key(public_key)
+    check_certifiable_key(public_key)
     tbs = _tbs(device_id, device_name, public_key)
     return DeviceCertificate(device_id, device_name, bytes(public_key), authority.sign(tbs))
 

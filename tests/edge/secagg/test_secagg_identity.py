@@ -17,6 +17,7 @@ from edge.secagg.identity import (
     Identity,
     SigningKey,
     VerifyingKey,
+    check_certifiable_key,
     issue_certificate,
     verify_certificate,
     verify_signature,
@@ -139,6 +140,9 @@ def test_a_verifying_key_checks_many_signatures_like_verify_signature() -> None:
 )
 def test_a_small_order_public_key_is_refused(public: bytes) -> None:
     """Under a small-order key a signature verifies without any secret (for the identity point,
-    R = [S]B verifies for every message), so such a key is never trusted."""
+    R = [S]B verifies for every message), so the authority never certifies such a key."""
     with pytest.raises(BadSignature, match="small-order"):
-        VerifyingKey(public)
+        check_certifiable_key(public)
+    with pytest.raises(BadSignature, match="small-order"):
+        issue_certificate(SigningKey.generate(), 1, "pi-1", public)
+    check_certifiable_key(SigningKey.generate().public)  # a real key passes
